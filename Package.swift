@@ -1,0 +1,71 @@
+// swift-tools-version:6.1
+import Foundation
+import PackageDescription
+
+/// LibTorch is found in one place: `$LIBTORCH` (a directory with `include/` and `lib/`, e.g. an
+/// unpacked libtorch zip or a site-packages `torch/` folder), else the project venv that
+/// `scripts/bootstrap.sh` creates (`.venv/lib/python3.X/site-packages/torch`).
+func findLibTorch() -> String? {
+  if let explicit = ProcessInfo.processInfo.environment["LIBTORCH"], !explicit.isEmpty {
+    return explicit
+  }
+  let venvLib = Context.packageDirectory + "/.venv/lib"
+  let pythons = (try? FileManager.default.contentsOfDirectory(atPath: venvLib)) ?? []
+  for python in pythons.sorted() where python.hasPrefix("python") {
+    let candidate = "\(venvLib)/\(python)/site-packages/torch"
+    if FileManager.default.fileExists(atPath: candidate + "/lib/libtorch_cpu.so") {
+      return candidate
+    }
+  }
+  return nil
+}
+
+let libtorch = findLibTorch()
+let cxxFlags: [String]
+let linkFlags: [String]
+if let libtorch {
+  cxxFlags = [
+    "-std=c++17", "-D_GLIBCXX_USE_CXX11_ABI=1", "-O2",
+    "-isystem", "\(libtorch)/include",
+    "-isystem", "\(libtorch)/include/torch/csrc/api/include",
+  ]
+  linkFlags = ["-L\(libtorch)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(libtorch)/lib"]
+} else {
+  // The shim's first line turns this into a readable build error.
+  cxxFlags = ["-DCTORCH_LIBTORCH_NOT_FOUND"]
+  linkFlags = []
+}
+
+let package = Package(
+  name: "CMAPKD",
+  platforms: [.macOS(.v14)],
+  products: [
+    .library(name: "Torch", targets: ["Torch"]),
+    .library(name: "TorchNN", targets: ["TorchNN"]),
+    .library(name: "TorchOptim", targets: ["TorchOptim"]),
+  ],
+  targets: [
+    .target(
+      name: "CTorch",
+      cxxSettings: [.unsafeFlags(cxxFlags)],
+      linkerSettings: [
+        .linkedLibrary("torch_cpu"), .linkedLibrary("c10"), .linkedLibrary("dl"),
+        .unsafeFlags(linkFlags),
+      ]
+    ),
+    .target(name: "Torch", dependencies: ["CTorch"]),
+    .target(name: "TorchNN", dependencies: ["Torch"]),
+    .target(name: "TorchOptim", dependencies: ["Torch"]),
+    .executableTarget(
+      name: "TorchBench",
+      dependencies: ["Torch", "TorchNN", "TorchOptim"],
+      path: "bench/TorchBench"
+    ),
+    // Shared by the test targets: fixture loading and tolerance checks.
+    .target(name: "TestSupport", dependencies: ["Torch"], path: "Tests/TestSupport"),
+    .testTarget(name: "TorchTests", dependencies: ["Torch", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "TorchNNTests", dependencies: ["Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "TorchOptimTests", dependencies: ["Torch", "TorchNN", "TorchOptim", "TestSupport"], exclude: ["Fixtures"]),
+  ],
+  cxxLanguageStandard: .cxx17
+)
