@@ -159,7 +159,9 @@ extension Tensor {
   @inline(__always)
   func reduce(_ op: ReduceOp, _ dims: [Int], _ keepDim: Bool, _ name: String) throws -> Tensor {
     let d = dims.map(Int64.init)
-    return try d.withUnsafeBufferPointer { try .make(name, ct_reduce(op.rawValue, handle, $0.baseAddress, Int32(d.count), keepDim)) }
+    return try d.withUnsafeBufferPointer {
+      try .make(name, ct_reduce(op.rawValue, handle, $0.baseAddress, Int32(d.count), keepDim))
+    }
   }
 
   public func sum(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(.sum, dims, keepDim, "sum") }
@@ -169,7 +171,9 @@ extension Tensor {
   public func amax(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(.amax, dims, keepDim, "amax") }
   public func amin(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(.amin, dims, keepDim, "amin") }
   public func prod(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(.prod, dims, keepDim, "prod") }
-  public func logSumExp(dims: [Int], keepDim: Bool = false) throws -> Tensor { try reduce(.logSumExp, dims, keepDim, "logSumExp") }
+  public func logSumExp(dims: [Int], keepDim: Bool = false) throws -> Tensor {
+    try reduce(.logSumExp, dims, keepDim, "logSumExp")
+  }
   public func all(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(.all, dims, keepDim, "all") }
   public func any(dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(.any, dims, keepDim, "any") }
 
@@ -227,7 +231,8 @@ extension Tensor {
   // MARK: Sorting and selection
 
   /// The k largest (or smallest) values along `dim`, and their indices.
-  public func topk(_ k: Int, dim: Int = -1, largest: Bool = true, sorted: Bool = true) throws -> (values: Tensor, indices: Tensor) {
+  public func topk(_ k: Int, dim: Int = -1, largest: Bool = true, sorted: Bool = true) throws -> (values: Tensor, indices: Tensor)
+  {
     try pair("topk") { ct_topk(handle, Int64(k), Int64(dim), largest, sorted, $0, $1) }
   }
 

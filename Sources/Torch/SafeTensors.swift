@@ -306,7 +306,9 @@ private struct Header {
       throw fail("data_offsets end \(range.upperBound) is beyond the \(bufferSize)-byte data buffer")
     }
     guard let needed = byteCount(shape, dtype), needed == range.count else {
-      throw fail("shape \(shape) of \(code) needs \(byteCount(shape, dtype).map(String.init) ?? "too many") bytes but data_offsets span \(range.count)")
+      throw fail(
+        "shape \(shape) of \(code) needs \(byteCount(shape, dtype).map(String.init) ?? "too many") bytes but data_offsets span \(range.count)"
+      )
     }
     return SafeTensorsFile.Entry(dtype: dtype, shape: shape, byteRange: range)
   }
@@ -327,7 +329,8 @@ private struct Header {
         throw fail("tensor '\(item.name)' (bytes \(item.range)) overlaps tensor '\(previous.name)' (bytes \(previous.range))")
       }
       if item.range.lowerBound > end {
-        throw fail("bytes \(end)..<\(item.range.lowerBound) of the data buffer belong to no tensor (a hole before tensor '\(item.name)')")
+        throw fail(
+          "bytes \(end)..<\(item.range.lowerBound) of the data buffer belong to no tensor (a hole before tensor '\(item.name)')")
       }
       end = item.range.upperBound
       previous = item
@@ -496,7 +499,9 @@ public enum SafeTensors {
     guard fsync(fd) == 0 else { throw writeError(path, "fsync failed: \(errnoText())") }
     isOpen = false
     guard close(fd) == 0 else { throw writeError(path, "close failed: \(errnoText())") }
-    guard rename(temporary, path) == 0 else { throw writeError(path, "cannot rename the temporary file into place: \(errnoText())") }
+    guard rename(temporary, path) == 0 else {
+      throw writeError(path, "cannot rename the temporary file into place: \(errnoText())")
+    }
     renamed = true
     try syncDirectory(directory, path)
   }

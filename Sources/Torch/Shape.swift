@@ -78,7 +78,8 @@ extension Tensor {
     return try pieces("split", max: Swift.max(n, 1)) { ct_split(handle, Int64(size), Int64(dim), $0, $1) }
   }
 
-  private func pieces(_ name: String, max: Int, _ body: (UnsafeMutablePointer<OpaquePointer?>, Int32) -> Int32) throws -> [Tensor] {
+  private func pieces(_ name: String, max: Int, _ body: (UnsafeMutablePointer<OpaquePointer?>, Int32) -> Int32) throws -> [Tensor]
+  {
     var out = [OpaquePointer?](repeating: nil, count: max)
     let n = out.withUnsafeMutableBufferPointer { body($0.baseAddress!, Int32(max)) }
     if n < 0 { throw TorchError.fromShim(name) }
@@ -86,7 +87,8 @@ extension Tensor {
   }
 
   /// Runs `body` with a C array of the tensors' handles, keeping the tensors alive.
-  package static func withHandles<R>(_ tensors: [Tensor], _ body: (UnsafePointer<OpaquePointer?>?, Int32) throws -> R) throws -> R {
+  package static func withHandles<R>(_ tensors: [Tensor], _ body: (UnsafePointer<OpaquePointer?>?, Int32) throws -> R) throws -> R
+  {
     let handles = tensors.map { $0.handle as OpaquePointer? }
     return try withExtendedLifetime(tensors) {
       try handles.withUnsafeBufferPointer { try body($0.baseAddress, Int32(handles.count)) }

@@ -67,7 +67,13 @@ public final class Tensor {
   }
 
   public var count: Int { Int(ct_numel(handle)) }
-  public var dtype: DType { DType(rawValue: ct_dtype(handle)) ?? .float32 }
+  public var dtype: DType {
+    let code = ct_dtype(handle)
+    // No public operation creates a dtype outside `DType` (complex, float8, …), so an unknown
+    // code is a bug in this library: a broken invariant, the one case the error policy traps.
+    guard let dtype = DType(rawValue: code) else { preconditionFailure("tensor has c10::ScalarType \(code), which DType does not model") }
+    return dtype
+  }
   public var isContiguous: Bool { ct_is_contiguous(handle) }
 
   public var device: Device {
@@ -251,7 +257,9 @@ extension Tensor {
     }
     let dims = shape.map(Int64.init)
     let handle = values.withUnsafeBytes { bytes in
-      dims.withUnsafeBufferPointer { ct_from_data(bytes.baseAddress, bytes.count, $0.baseAddress, Int32(dims.count), T.dtype.rawValue) }
+      dims.withUnsafeBufferPointer {
+        ct_from_data(bytes.baseAddress, bytes.count, $0.baseAddress, Int32(dims.count), T.dtype.rawValue)
+      }
     }
     guard let handle else { throw TorchError.fromShim("Tensor(values:shape:)") }
     self.init(owning: handle)

@@ -34,13 +34,16 @@ public enum Functional {
     let shape = normalizedShape.map(Int64.init)
     return try withExtendedLifetime((x, weight, bias)) {
       try shape.withUnsafeBufferPointer {
-        try Tensor.make("layerNorm", ct_layer_norm(x.handle, $0.baseAddress, Int32(shape.count), weight?.handle, bias?.handle, eps))
+        try Tensor.make(
+          "layerNorm", ct_layer_norm(x.handle, $0.baseAddress, Int32(shape.count), weight?.handle, bias?.handle, eps))
       }
     }
   }
 
   /// Group normalization over channels (dimension 1) in `groups` groups.
-  public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Double = 1e-5) throws -> Tensor {
+  public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Double = 1e-5) throws
+    -> Tensor
+  {
     try withExtendedLifetime((x, weight, bias)) {
       try Tensor.make("groupNorm", ct_group_norm(x.handle, Int64(groups), weight?.handle, bias?.handle, eps))
     }
@@ -59,7 +62,8 @@ public enum Functional {
     isCausal: Bool = false, scale: Double? = nil
   ) throws -> Tensor {
     try withExtendedLifetime((q, k, v, mask)) {
-      try Tensor.make("scaledDotProductAttention",
+      try Tensor.make(
+        "scaledDotProductAttention",
         ct_sdpa(q.handle, k.handle, v.handle, mask?.handle, dropout, isCausal, scale ?? 0, scale != nil))
     }
   }
@@ -78,21 +82,34 @@ public enum Functional {
   }
 
   /// Average pooling over the last dimension of [B, C, L].
-  public static func avgPool1d(_ x: Tensor, kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
-    try Tensor.make("avgPool1d", ct_avg_pool1d(x.handle, Int64(kernel), Int64(stride ?? kernel), Int64(padding), ceilMode, countIncludePad))
+  public static func avgPool1d(
+    _ x: Tensor, kernel: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = true
+  ) throws -> Tensor {
+    try Tensor.make(
+      "avgPool1d", ct_avg_pool1d(x.handle, Int64(kernel), Int64(stride ?? kernel), Int64(padding), ceilMode, countIncludePad))
   }
 
   /// Average pooling over the last two dimensions of [B, C, H, W].
-  public static func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
+  public static func avgPool2d(
+    _ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), ceilMode: Bool = false,
+    countIncludePad: Bool = true
+  ) throws -> Tensor {
     let s = stride ?? kernel
-    return try Tensor.make("avgPool2d", ct_avg_pool2d(
-      x.handle, [Int64(kernel.0), Int64(kernel.1)], [Int64(s.0), Int64(s.1)], [Int64(padding.0), Int64(padding.1)], ceilMode, countIncludePad))
+    return try Tensor.make(
+      "avgPool2d",
+      ct_avg_pool2d(
+        x.handle, [Int64(kernel.0), Int64(kernel.1)], [Int64(s.0), Int64(s.1)], [Int64(padding.0), Int64(padding.1)], ceilMode,
+        countIncludePad))
   }
 
-  public static func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) throws -> Tensor {
+  public static func maxPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) throws
+    -> Tensor
+  {
     let s = stride ?? kernel
-    return try Tensor.make("maxPool2d", ct_max_pool2d(
-      x.handle, [Int64(kernel.0), Int64(kernel.1)], [Int64(s.0), Int64(s.1)], [Int64(padding.0), Int64(padding.1)]))
+    return try Tensor.make(
+      "maxPool2d",
+      ct_max_pool2d(
+        x.handle, [Int64(kernel.0), Int64(kernel.1)], [Int64(s.0), Int64(s.1)], [Int64(padding.0), Int64(padding.1)]))
   }
 
   public static func adaptiveAvgPool1d(_ x: Tensor, outputSize: Int) throws -> Tensor {
@@ -107,7 +124,8 @@ public enum Functional {
   public static func interpolate(
     _ x: Tensor, size: (Int, Int), mode: InterpolationMode = .bilinear, alignCorners: Bool = false, antialias: Bool = false
   ) throws -> Tensor {
-    try Tensor.make("interpolate", ct_interpolate2d(x.handle, [Int64(size.0), Int64(size.1)], mode.rawValue, alignCorners, antialias))
+    try Tensor.make(
+      "interpolate", ct_interpolate2d(x.handle, [Int64(size.0), Int64(size.1)], mode.rawValue, alignCorners, antialias))
   }
 
   /// Rows of `weight` ([N, D]) picked by integer `indices` (any shape) → [..., D].
@@ -121,7 +139,9 @@ public enum Functional {
   }
 
   public static func cosineSimilarity(_ a: Tensor, _ b: Tensor, dim: Int = 1, eps: Double = 1e-8) throws -> Tensor {
-    try withExtendedLifetime((a, b)) { try Tensor.make("cosineSimilarity", ct_cosine_similarity(a.handle, b.handle, Int64(dim), eps)) }
+    try withExtendedLifetime((a, b)) {
+      try Tensor.make("cosineSimilarity", ct_cosine_similarity(a.handle, b.handle, Int64(dim), eps))
+    }
   }
 
   public static func oneHot(_ indices: Tensor, classes: Int) throws -> Tensor {
@@ -137,12 +157,15 @@ public enum Functional {
   ) throws -> Tensor {
     try checkReduction(reduction, "crossEntropy")
     return try withExtendedLifetime((logits, target)) {
-      try Tensor.make("crossEntropy", ct_cross_entropy(logits.handle, target.handle, reduction.rawValue, Int64(ignoreIndex), labelSmoothing))
+      try Tensor.make(
+        "crossEntropy", ct_cross_entropy(logits.handle, target.handle, reduction.rawValue, Int64(ignoreIndex), labelSmoothing))
     }
   }
 
   /// KL(target ‖ input) with `input` given as log-probabilities (PyTorch's argument order).
-  public static func klDiv(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, logTarget: Bool = false) throws -> Tensor {
+  public static func klDiv(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, logTarget: Bool = false) throws
+    -> Tensor
+  {
     try withExtendedLifetime((input, target)) {
       try Tensor.make("klDiv", ct_kl_div(input.handle, target.handle, reduction.rawValue, logTarget))
     }
@@ -155,10 +178,14 @@ public enum Functional {
 
   public static func smoothL1Loss(_ a: Tensor, _ b: Tensor, reduction: Reduction = .mean, beta: Double = 1) throws -> Tensor {
     try checkReduction(reduction, "smoothL1Loss")
-    return try withExtendedLifetime((a, b)) { try Tensor.make("smoothL1Loss", ct_smooth_l1_loss(a.handle, b.handle, reduction.rawValue, beta)) }
+    return try withExtendedLifetime((a, b)) {
+      try Tensor.make("smoothL1Loss", ct_smooth_l1_loss(a.handle, b.handle, reduction.rawValue, beta))
+    }
   }
 
-  public static func binaryCrossEntropyWithLogits(_ logits: Tensor, _ target: Tensor, reduction: Reduction = .mean) throws -> Tensor {
+  public static func binaryCrossEntropyWithLogits(_ logits: Tensor, _ target: Tensor, reduction: Reduction = .mean) throws
+    -> Tensor
+  {
     try checkReduction(reduction, "binaryCrossEntropyWithLogits")
     return try withExtendedLifetime((logits, target)) {
       try Tensor.make("binaryCrossEntropyWithLogits", ct_bce_with_logits(logits.handle, target.handle, reduction.rawValue))

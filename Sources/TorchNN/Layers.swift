@@ -201,7 +201,9 @@ public final class MultiHeadAttention: Module {
   ///   - mask: boolean (true = attend) or additive, broadcastable to [B, H, Lq, Lk].
   ///   - isCausal: each position attends only to itself and earlier ones.
   /// - Returns: [B, Lq, D].
-  public func callAsFunction(_ query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: Tensor? = nil, isCausal: Bool = false) throws -> Tensor {
+  public func callAsFunction(
+    _ query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: Tensor? = nil, isCausal: Bool = false
+  ) throws -> Tensor {
     let key = key ?? query
     let value = value ?? key
     let (b, lq, d) = (query.size(0), query.size(1), query.size(2))

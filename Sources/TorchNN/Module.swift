@@ -199,15 +199,23 @@ open class Module {
     let unexpected = state.keys.filter { !ownKeys.contains($0) }.sorted()
     if strict && (!missing.isEmpty || !unexpected.isEmpty) {
       var parts: [String] = []
-      if !missing.isEmpty { parts.append("missing keys: \(missing.prefix(10).joined(separator: ", "))\(missing.count > 10 ? " … (\(missing.count))" : "")") }
-      if !unexpected.isEmpty { parts.append("unexpected keys: \(unexpected.prefix(10).joined(separator: ", "))\(unexpected.count > 10 ? " … (\(unexpected.count))" : "")") }
+      if !missing.isEmpty {
+        parts.append(
+          "missing keys: \(missing.prefix(10).joined(separator: ", "))\(missing.count > 10 ? " … (\(missing.count))" : "")")
+      }
+      if !unexpected.isEmpty {
+        parts.append(
+          "unexpected keys: \(unexpected.prefix(10).joined(separator: ", "))\(unexpected.count > 10 ? " … (\(unexpected.count))" : "")"
+        )
+      }
       throw TorchError("loadStateDict", parts.joined(separator: "; "))
     }
     try Torch.noGrad {
       for (key, tensor) in own {
         guard let source = state[key] else { continue }
         guard source.shape == tensor.shape else {
-          throw TorchError("loadStateDict", "shape mismatch for '\(key)': checkpoint has \(source.shape), module has \(tensor.shape)")
+          throw TorchError(
+            "loadStateDict", "shape mismatch for '\(key)': checkpoint has \(source.shape), module has \(tensor.shape)")
         }
         try tensor.copy(from: source)
       }

@@ -34,7 +34,8 @@ public final class AdamW: Optimizer {
     eps: Double = 1e-8, weightDecay: Double = 1e-2
   ) throws {
     guard learningRate >= 0, eps >= 0, (0..<1).contains(betas.0), (0..<1).contains(betas.1), weightDecay >= 0 else {
-      throw TorchError("AdamW", "invalid hyper-parameters lr=\(learningRate) betas=\(betas) eps=\(eps) weightDecay=\(weightDecay)")
+      throw TorchError(
+        "AdamW", "invalid hyper-parameters lr=\(learningRate) betas=\(betas) eps=\(eps) weightDecay=\(weightDecay)")
     }
     self.groups = groups
     self.learningRate = learningRate
@@ -103,7 +104,9 @@ public final class AdamW: Optimizer {
     for (gi, group) in groups.enumerated() {
       for (pi, p) in group.parameters.enumerated() {
         let key = "\(gi).\(pi)"
-        guard let m = saved["\(key).exp_avg"], let v = saved["\(key).exp_avg_sq"], let step = saved["\(key).step"] else { continue }
+        guard let m = saved["\(key).exp_avg"], let v = saved["\(key).exp_avg_sq"], let step = saved["\(key).step"] else {
+          continue
+        }
         guard m.shape == p.shape, v.shape == p.shape else {
           throw TorchError("AdamW.loadStateDict", "state '\(key)' has shape \(m.shape), parameter has \(p.shape)")
         }
@@ -118,7 +121,9 @@ public final class AdamW: Optimizer {
     let unknown = Set(saved.keys.map { $0.split(separator: ".").prefix(2).joined(separator: ".") })
       .subtracting(groups.enumerated().flatMap { gi, g in g.parameters.indices.map { "\(gi).\($0)" } })
     if !unknown.isEmpty {
-      throw TorchError("AdamW.loadStateDict", "state for parameters this optimizer does not have: \(unknown.sorted().prefix(5).joined(separator: ", "))")
+      throw TorchError(
+        "AdamW.loadStateDict",
+        "state for parameters this optimizer does not have: \(unknown.sorted().prefix(5).joined(separator: ", "))")
     }
     state = restored
   }

@@ -27,8 +27,11 @@ public final class SGD: Optimizer {
     self.nesterov = nesterov
   }
 
-  public convenience init(_ parameters: [Tensor], learningRate: Double, momentum: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) throws {
-    try self.init([ParameterGroup(parameters)], learningRate: learningRate, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+  public convenience init(
+    _ parameters: [Tensor], learningRate: Double, momentum: Double = 0, weightDecay: Double = 0, nesterov: Bool = false
+  ) throws {
+    try self.init(
+      [ParameterGroup(parameters)], learningRate: learningRate, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
   }
 
   public func step() throws {
@@ -53,7 +56,8 @@ public final class SGD: Optimizer {
         try Tensor.withHandles([p]) { ph, _ in
           try Tensor.withHandles([g]) { gh, _ in
             try Tensor.withHandles(momentumBuffers) { bh, _ in
-              try checkStatus("SGD.step", ct_sgd_step(ph, gh, buffer == nil ? nil : bh, 1, lr, momentum, dampening, decay, nesterov, first))
+              try checkStatus(
+                "SGD.step", ct_sgd_step(ph, gh, buffer == nil ? nil : bh, 1, lr, momentum, dampening, decay, nesterov, first))
             }
           }
         }
@@ -83,4 +87,3 @@ public final class SGD: Optimizer {
     }
   }
 }
-

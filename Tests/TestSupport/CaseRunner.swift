@@ -7,11 +7,14 @@ public typealias CaseBody = ([Tensor]) throws -> [Tensor]
 /// `name/grad{i}`, written by scripts/make_fixtures.py) through `bodies` and returns one
 /// line per failure. A case in the file without a Swift body is a failure too, so no
 /// reference value goes unchecked.
-public func runCases(_ fixture: [String: Tensor], _ bodies: [String: CaseBody], rtol: Double = 1e-5, atol: Double = 1e-6) -> [String] {
-  let names = Set(fixture.keys.compactMap { key -> String? in
-    let parts = key.split(separator: "/")
-    return parts.count == 2 && parts[1].hasPrefix("out") ? String(parts[0]) : nil
-  })
+public func runCases(_ fixture: [String: Tensor], _ bodies: [String: CaseBody], rtol: Double = 1e-5, atol: Double = 1e-6)
+  -> [String]
+{
+  let names = Set(
+    fixture.keys.compactMap { key -> String? in
+      let parts = key.split(separator: "/")
+      return parts.count == 2 && parts[1].hasPrefix("out") ? String(parts[0]) : nil
+    })
   var failures: [String] = []
   for name in names.sorted() {
     guard let body = bodies[name] else {

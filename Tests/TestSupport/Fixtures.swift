@@ -33,5 +33,6 @@ public func mismatch(_ actual: Tensor, _ expected: Tensor, rtol: Double = 1e-5, 
     if excess > 0, excess > (worst?.excess ?? 0) { worst = (i, excess) }
   }
   guard let worst else { return nil }
-  return "element \(worst.index): \(a[worst.index]) vs expected \(e[worst.index]) (max abs diff \(maxAbs), max rel diff \(maxRel))"
+  return
+    "element \(worst.index): \(a[worst.index]) vs expected \(e[worst.index]) (max abs diff \(maxAbs), max rel diff \(maxRel))"
 }

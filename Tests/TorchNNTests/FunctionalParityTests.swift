@@ -15,7 +15,9 @@ func functionalCases() -> [String: CaseBody] {
   c["sdpa"] = { [try F.scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2])] }
   c["sdpa_bool_mask"] = { [try F.scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], mask: $0[3])] }
   c["sdpa_float_mask"] = { [try F.scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], mask: $0[3])] }
-  c["sdpa_causal_scale"] = { [try F.scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], isCausal: true, scale: 0.3)] }
+  c["sdpa_causal_scale"] = {
+    [try F.scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], isCausal: true, scale: 0.3)]
+  }
   c["conv2d"] = { [try F.conv2d($0[0], weight: $0[1], bias: $0[2], stride: (2, 2), padding: (1, 1))] }
   c["conv2d_groups_dilation"] = { [try F.conv2d($0[0], weight: $0[1], padding: (2, 1), dilation: (2, 1), groups: 2)] }
   c["avg_pool1d"] = { [try F.avgPool1d($0[0], kernel: 3, stride: 2, padding: 1)] }

@@ -25,10 +25,11 @@ struct ModuleTests {
   @Test("keys are snake_case in declaration order; @Key overrides; arrays index; nil optionals vanish")
   func keys() throws {
     let m = try Tower(withHead: false)
-    #expect(m.namedParameters().map(\.0) == [
-      "patch_embedding.weight", "patch_embedding.bias", "LayerNorm.weight", "LayerNorm.bias",
-      "layers.0.weight", "layers.0.bias", "layers.1.weight", "proj",
-    ])
+    #expect(
+      m.namedParameters().map(\.0) == [
+        "patch_embedding.weight", "patch_embedding.bias", "LayerNorm.weight", "LayerNorm.bias",
+        "layers.0.weight", "layers.0.bias", "layers.1.weight", "proj",
+      ])
     #expect(m.namedBuffers().map(\.0) == ["position_ids", "scratch"])
     #expect(m.stateDict().map(\.0).last == "position_ids")
     #expect(!m.stateDict().map(\.0).contains("scratch"))

@@ -26,8 +26,10 @@ struct OptimizerParityTests {
   }
 
   /// Trains the fixture model for `steps`, comparing each loss and the final weights.
-  func run(_ name: String, steps: Int = 6, clip: Double? = nil, schedule: WarmupCosineSchedule? = nil,
-           _ makeOptimizer: (TinyNet) throws -> Optimizer) throws {
+  func run(
+    _ name: String, steps: Int = 6, clip: Double? = nil, schedule: WarmupCosineSchedule? = nil,
+    _ makeOptimizer: (TinyNet) throws -> Optimizer
+  ) throws {
     let n = try net()
     let opt = try makeOptimizer(n)
     let x = fixture["data/x"]!, y = fixture["data/y"]!
@@ -54,7 +56,8 @@ struct OptimizerParityTests {
 
   @Test func adamWWithNoDecayGroup() throws {
     try run("adamw") { n in
-      try AdamW(ParameterGroup.decayAndNoDecay(n.namedParameters()), learningRate: 1e-2, betas: (0.9, 0.98), eps: 1e-6, weightDecay: 0.2)
+      try AdamW(
+        ParameterGroup.decayAndNoDecay(n.namedParameters()), learningRate: 1e-2, betas: (0.9, 0.98), eps: 1e-6, weightDecay: 0.2)
     }
   }
   @Test func adamWWithClipping() throws {

@@ -72,11 +72,21 @@ func opCases() -> [String: CaseBody] {
   unary("var_biased") { try $0.variance(dims: [0, 2], correction: 0) }
   c["argmax"] = { [try $0[0].argmax(dim: 2), try $0[0].argmin(dim: 0)] }
   unary("cumsum") { try $0.cumsum(dim: 1) }
-  c["max_dim"] = { let r = try $0[0].max(dim: 1); return [r.values, r.indices] }
-  c["min_dim"] = { let r = try $0[0].min(dim: 2, keepDim: true); return [r.values, r.indices] }
-  c["topk"] = { let r = try $0[0].topk(2, dim: -1); return [r.values, r.indices] }
-  c["topk_smallest"] = { let r = try $0[0].topk(3, dim: 1, largest: false); return [r.values, r.indices] }
-  c["sort"] = { let r = try $0[0].sort(dim: -1, descending: true); return [r.values, r.indices] }
+  c["max_dim"] = {
+    let r = try $0[0].max(dim: 1); return [r.values, r.indices]
+  }
+  c["min_dim"] = {
+    let r = try $0[0].min(dim: 2, keepDim: true); return [r.values, r.indices]
+  }
+  c["topk"] = {
+    let r = try $0[0].topk(2, dim: -1); return [r.values, r.indices]
+  }
+  c["topk_smallest"] = {
+    let r = try $0[0].topk(3, dim: 1, largest: false); return [r.values, r.indices]
+  }
+  c["sort"] = {
+    let r = try $0[0].sort(dim: -1, descending: true); return [r.values, r.indices]
+  }
   unary("argsort") { try $0.argsort(dim: 0) }
   unary("reshape") { try $0.reshape([4, -1]) }
   unary("permute") { try $0.permute([2, 0, 1]) }

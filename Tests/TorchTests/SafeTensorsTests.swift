@@ -1,6 +1,5 @@
 import Foundation
 import Testing
-
 import Torch
 
 // MARK: - Helpers
@@ -14,7 +13,8 @@ private final class TemporaryDirectory {
   let path: String
 
   init() throws {
-    path = FileManager.default.temporaryDirectory
+    path =
+      FileManager.default.temporaryDirectory
       .appendingPathComponent("safetensors-tests-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   }
@@ -240,70 +240,95 @@ private let floatEntry = #""dtype":"F32","shape":[2],"data_offsets":[0,8]"#
 private let corruptions: [Corruption] = [
   Corruption(label: "empty file", bytes: [], expected: ["shorter than"]),
   Corruption(label: "shorter than 8 bytes", bytes: [1, 0, 0], expected: ["shorter than"]),
-  Corruption(label: "header length beyond the file", bytes: fileBytes(header: "{}", length: 1000), expected: ["header length 1000"]),
+  Corruption(
+    label: "header length beyond the file", bytes: fileBytes(header: "{}", length: 1000), expected: ["header length 1000"]),
   Corruption(label: "header length u64 max", bytes: fileBytes(header: "{}", length: .max), expected: ["header length"]),
   Corruption(label: "header not UTF-8", bytes: fileBytes(headerBytes: [0x7B, 0xFF, 0xFE, 0x7D]), expected: ["UTF-8"]),
   Corruption(label: "header not JSON", bytes: fileBytes(header: "{not json"), expected: ["not valid JSON"]),
   Corruption(label: "header not an object", bytes: fileBytes(header: "[1, 2]"), expected: ["not a JSON object"]),
   Corruption(label: "entry not an object", bytes: fileBytes(header: #"{"w": 5}"#), expected: ["'w'", "not a JSON object"]),
   Corruption(
-    label: "missing dtype", bytes: fileBytes(header: #"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "missing dtype",
+    bytes: fileBytes(header: #"{"w":{"shape":[2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "missing field 'dtype'"]),
   Corruption(
-    label: "missing shape", bytes: fileBytes(header: #"{"w":{"dtype":"F32","data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "missing shape",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "missing field 'shape'"]),
   Corruption(
-    label: "missing data_offsets", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "missing data_offsets",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "missing field 'data_offsets'"]),
   Corruption(
-    label: "dtype not a string", bytes: fileBytes(header: #"{"w":{"dtype":6,"shape":[2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "dtype not a string",
+    bytes: fileBytes(header: #"{"w":{"dtype":6,"shape":[2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "'dtype' must be a string"]),
   Corruption(
-    label: "shape not an array", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":"2","data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "shape not an array",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":"2","data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "'shape' must be"]),
   Corruption(
-    label: "unsupported dtype F8_E4M3", bytes: fileBytes(header: #"{"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#, buffer: [0, 0]),
+    label: "unsupported dtype F8_E4M3",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#, buffer: [0, 0]),
     expected: ["'w'", "unsupported dtype 'F8_E4M3'"]),
   Corruption(
-    label: "unsupported dtype U32", bytes: fileBytes(header: #"{"w":{"dtype":"U32","shape":[2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "unsupported dtype U32",
+    bytes: fileBytes(header: #"{"w":{"dtype":"U32","shape":[2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "unsupported dtype 'U32'"]),
   Corruption(
-    label: "negative shape", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "negative shape",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "non-negative integers"]),
   Corruption(
-    label: "fractional shape", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "fractional shape",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "non-negative integers"]),
   Corruption(
     label: "boolean shape", bytes: fileBytes(header: #"{"w":{"dtype":"U8","shape":[true],"data_offsets":[0,1]}}"#, buffer: [0]),
     expected: ["'w'", "non-negative integers"]),
   Corruption(
-    label: "three data_offsets", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "three data_offsets",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "[begin, end]"]),
   Corruption(
-    label: "begin after end", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "begin after end",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "begin <= end"]),
   Corruption(
     label: "end beyond the buffer", bytes: fileBytes(header: "{\"w\":{\(floatEntry)}}", buffer: .init(repeating: 0, count: 4)),
     expected: ["'w'", "beyond the 4-byte data buffer"]),
   Corruption(
-    label: "byte count does not match the shape", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "byte count does not match the shape",
+    bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "needs 12 bytes", "span 8"]),
   Corruption(
-    label: "shape product overflows", bytes: fileBytes(header: #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "shape product overflows",
+    bytes: fileBytes(
+      header: #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#,
+      buffer: .init(repeating: 0, count: 8)),
     expected: ["'w'", "too many"]),
   Corruption(
     label: "overlapping tensors",
-    bytes: fileBytes(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, buffer: .init(repeating: 0, count: 12)),
+    bytes: fileBytes(
+      header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+      buffer: .init(repeating: 0, count: 12)),
     expected: ["'b'", "overlaps tensor 'a'"]),
   Corruption(
     label: "hole between tensors",
-    bytes: fileBytes(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#, buffer: .init(repeating: 0, count: 12)),
+    bytes: fileBytes(
+      header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#,
+      buffer: .init(repeating: 0, count: 12)),
     expected: ["hole before tensor 'b'", "bytes 4..<8"]),
   Corruption(
-    label: "trailing bytes no tensor covers", bytes: fileBytes(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, buffer: .init(repeating: 0, count: 8)),
+    label: "trailing bytes no tensor covers",
+    bytes: fileBytes(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, buffer: .init(repeating: 0, count: 8)),
     expected: ["bytes 4..<8", "belong to no tensor"]),
-  Corruption(label: "metadata value not a string", bytes: fileBytes(header: #"{"__metadata__":{"k":1}}"#), expected: ["'__metadata__'", "'k'"]),
-  Corruption(label: "metadata not an object", bytes: fileBytes(header: #"{"__metadata__":[]}"#), expected: ["'__metadata__'", "not a JSON object"]),
+  Corruption(
+    label: "metadata value not a string", bytes: fileBytes(header: #"{"__metadata__":{"k":1}}"#),
+    expected: ["'__metadata__'", "'k'"]),
+  Corruption(
+    label: "metadata not an object", bytes: fileBytes(header: #"{"__metadata__":[]}"#),
+    expected: ["'__metadata__'", "not a JSON object"]),
 ]
 
 @Suite("SafeTensors corrupt files")
