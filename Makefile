@@ -27,7 +27,7 @@ bootstrap-reference:
 
 ## make fixtures: regenerate the PyTorch reference values the tests compare against
 fixtures: bootstrap-reference
-	.venv/bin/python scripts/make_fixtures.py
+	@for script in scripts/fixtures/*.py; do echo "== $$script"; .venv/bin/python $$script || exit 1; done
 
 ## make bench: Swift vs PyTorch eager, same machine, same thread count, alternated
 bench: bootstrap-reference

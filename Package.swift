@@ -43,6 +43,9 @@ let package = Package(
     .library(name: "Torch", targets: ["Torch"]),
     .library(name: "TorchNN", targets: ["TorchNN"]),
     .library(name: "TorchOptim", targets: ["TorchOptim"]),
+    .library(name: "Tokenizers", targets: ["Tokenizers"]),
+    .library(name: "Data", targets: ["Data"]),
+    .library(name: "Models", targets: ["Models"]),
   ],
   targets: [
     .target(
@@ -56,6 +59,14 @@ let package = Package(
     .target(name: "Torch", dependencies: ["CTorch"]),
     .target(name: "TorchNN", dependencies: ["Torch"]),
     .target(name: "TorchOptim", dependencies: ["Torch"]),
+    // Debian's libraries, installed by scripts/bootstrap.sh.
+    .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
+    .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
+    .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
+    .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+    .target(name: "Tokenizers", dependencies: ["CZlib"]),
+    .target(name: "Data", dependencies: ["Torch", "Tokenizers", "CTurboJPEG", "CPNG", "CArchive"]),
+    .target(name: "Models", dependencies: ["Torch", "TorchNN"]),
     .executableTarget(
       name: "TorchBench",
       dependencies: ["Torch", "TorchNN", "TorchOptim"],
@@ -66,6 +77,9 @@ let package = Package(
     .testTarget(name: "TorchTests", dependencies: ["Torch", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "TorchNNTests", dependencies: ["Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "TorchOptimTests", dependencies: ["Torch", "TorchNN", "TorchOptim", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "Torch", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
   ],
   cxxLanguageStandard: .cxx17
 )

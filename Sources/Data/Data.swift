@@ -1,0 +1,4 @@
+import CArchive
+import CPNG
+import CTurboJPEG
+import Torch

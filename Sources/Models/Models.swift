@@ -1,0 +1,2 @@
+import Torch
+import TorchNN
