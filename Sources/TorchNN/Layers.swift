@@ -138,6 +138,16 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
   case relu
   case silu
 
+  /// Also reads the names Hugging Face configs use for the same functions.
+  public init(from decoder: Decoder) throws {
+    let name = try decoder.singleValueContainer().decode(String.self)
+    let aliases: [String: Activation] = ["gelu_new": .geluTanh, "gelu_pytorch_tanh": .geluTanh, "gelu_fast": .geluTanh, "swish": .silu]
+    guard let activation = Activation(rawValue: name) ?? aliases[name] else {
+      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown activation '\(name)' (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))"))
+    }
+    self = activation
+  }
+
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
     switch self {
     case .gelu: try x.gelu()

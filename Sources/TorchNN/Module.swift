@@ -14,7 +14,9 @@ import Torch
 // Parameters are never replaced, only updated in place (optimizers, `loadStateDict`,
 // `to(_:)` via `setData`), so the tensors an optimizer holds stay the module's tensors.
 
-/// Marks a property's checkpoint key explicitly (`@Key("LayerNorm") var layerNorm: LayerNorm`).
+/// Marks a property's checkpoint key explicitly: `@Key("LayerNorm") var layerNorm = try! LayerNorm(4)`,
+/// or, for a value built in `init`, `@Key var layerNorm: LayerNorm` with
+/// `_layerNorm = Key(wrappedValue: try LayerNorm(d), "LayerNorm")` in the initializer.
 @propertyWrapper
 public struct Key<Value> {
   public var wrappedValue: Value

@@ -36,3 +36,54 @@ public func mismatch(_ actual: Tensor, _ expected: Tensor, rtol: Double = 1e-5, 
   return
     "element \(worst.index): \(a[worst.index]) vs expected \(e[worst.index]) (max abs diff \(maxAbs), max rel diff \(maxRel))"
 }
+
+/// The largest |a − e| over all elements (shapes must match).
+public func maxAbsDiff(_ actual: Tensor, _ expected: Tensor) throws -> Double {
+  guard actual.shape == expected.shape else {
+    throw TorchError("maxAbsDiff", "shape \(actual.shape) != expected \(expected.shape)")
+  }
+  return try (actual.to(.float64) - expected.to(.float64)).abs().amax().item()
+}
+
+/// The project venv's site-packages folder, where the test-time wheels live.
+public func sitePackages() throws -> String {
+  let lib = "\(packageRoot)/.venv/lib"
+  let pythons = (try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []
+  guard let python = pythons.sorted().first(where: { $0.hasPrefix("python") }) else {
+    throw TorchError("test", "\(lib): no python folder; run `make bootstrap` first")
+  }
+  return "\(lib)/\(python)/site-packages"
+}
+
+/// Whether the reference Python stack (`make bootstrap-reference`: torch, transformers,
+/// open_clip) is installed, for live cross-checks that CI's engine-only venv skips.
+public let referenceStackAvailable: Bool = {
+  let python = "\(packageRoot)/.venv/bin/python"
+  guard FileManager.default.isExecutableFile(atPath: python) else { return false }
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: python)
+  process.arguments = ["-c", "import torch, transformers, open_clip"]
+  process.standardOutput = FileHandle.nullDevice
+  process.standardError = FileHandle.nullDevice
+  do { try process.run() } catch { return false }
+  process.waitUntilExit()
+  return process.terminationStatus == 0
+}()
+
+/// Runs a Python script with the project venv's interpreter; returns stdout, throws on failure.
+public func runPython(_ script: String, arguments: [String] = []) throws -> String {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: "\(packageRoot)/.venv/bin/python")
+  process.arguments = ["-c", script] + arguments
+  let out = Pipe(), err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  try process.run()
+  let output = out.fileHandleForReading.readDataToEndOfFile()
+  let errors = err.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  guard process.terminationStatus == 0 else {
+    throw TorchError("python", String(decoding: errors, as: UTF8.self))
+  }
+  return String(decoding: output, as: UTF8.self)
+}

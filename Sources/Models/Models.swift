@@ -1,2 +1,0 @@
-import Torch
-import TorchNN

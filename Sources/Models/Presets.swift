@@ -1,0 +1,54 @@
+import TorchNN
+
+/// Model sizes the project uses, from test-sized to the real OpenAI CLIP shapes.
+public enum Presets {
+  /// Test-sized: 32×32 images, 2 layers per tower, CLIP's real vocabulary.
+  public static let tiny = clip(
+    vision: (width: 64, layers: 2, heads: 4, patch: 8, image: 32), text: (width: 64, layers: 2, heads: 4, context: 77), projection: 32)
+
+  /// Teacher for the embedded captioned-scenes benchmark (64×64 images, short captions).
+  public static let sceneTeacher = clip(
+    vision: (width: 256, layers: 6, heads: 8, patch: 8, image: 64), text: (width: 256, layers: 6, heads: 8, context: 32),
+    projection: 256)
+
+  /// Student for the embedded benchmark: about a quarter of the teacher's width and fewer layers.
+  public static let sceneStudent = clip(
+    vision: (width: 128, layers: 4, heads: 4, patch: 8, image: 64), text: (width: 128, layers: 4, heads: 4, context: 32),
+    projection: 256)
+
+  /// OpenAI CLIP ViT-B/32.
+  public static let vitB32 = clip(
+    vision: (width: 768, layers: 12, heads: 12, patch: 32, image: 224), text: (width: 512, layers: 12, heads: 8, context: 77),
+    projection: 512)
+
+  /// OpenAI CLIP ViT-B/16.
+  public static let vitB16 = clip(
+    vision: (width: 768, layers: 12, heads: 12, patch: 16, image: 224), text: (width: 512, layers: 12, heads: 8, context: 77),
+    projection: 512)
+
+  /// OpenAI CLIP ViT-L/14.
+  public static let vitL14 = clip(
+    vision: (width: 1024, layers: 24, heads: 16, patch: 14, image: 224), text: (width: 768, layers: 12, heads: 12, context: 77),
+    projection: 768)
+
+  /// Every preset by name (for configs and the CLI).
+  public static let all: [String: CLIPConfig] = [
+    "tiny": tiny, "scene-teacher": sceneTeacher, "scene-student": sceneStudent,
+    "vit-b-32": vitB32, "vit-b-16": vitB16, "vit-l-14": vitL14,
+  ]
+
+  /// A CLIP config with 4× MLPs, quick-GELU and CLIP's vocabulary.
+  static func clip(
+    vision v: (width: Int, layers: Int, heads: Int, patch: Int, image: Int),
+    text t: (width: Int, layers: Int, heads: Int, context: Int), projection: Int
+  ) -> CLIPConfig {
+    CLIPConfig(
+      text: CLIPTextConfig(
+        vocabSize: 49408, hiddenSize: t.width, intermediateSize: 4 * t.width, numHiddenLayers: t.layers, numAttentionHeads: t.heads,
+        maxPositionEmbeddings: t.context, projectionDim: projection),
+      vision: CLIPVisionConfig(
+        hiddenSize: v.width, intermediateSize: 4 * v.width, numHiddenLayers: v.layers, numAttentionHeads: v.heads, imageSize: v.image,
+        patchSize: v.patch, projectionDim: projection),
+      projectionDim: projection)
+  }
+}
