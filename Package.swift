@@ -46,6 +46,8 @@ let package = Package(
     .library(name: "Tokenizers", targets: ["Tokenizers"]),
     .library(name: "Data", targets: ["Data"]),
     .library(name: "Models", targets: ["Models"]),
+    .library(name: "Pyramid", targets: ["Pyramid"]),
+    .library(name: "Distillation", targets: ["Distillation"]),
   ],
   targets: [
     .target(
@@ -67,6 +69,8 @@ let package = Package(
     .target(name: "Tokenizers", dependencies: ["CZlib"]),
     .target(name: "Data", dependencies: ["Torch", "Tokenizers", "CTurboJPEG", "CPNG", "CArchive"]),
     .target(name: "Models", dependencies: ["Torch", "TorchNN"]),
+    .target(name: "Pyramid", dependencies: ["Torch", "TorchNN", "Models"]),
+    .target(name: "Distillation", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid"]),
     .executableTarget(
       name: "TorchBench",
       dependencies: ["Torch", "TorchNN", "TorchOptim"],
@@ -80,6 +84,10 @@ let package = Package(
     .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "DataTests", dependencies: ["Data", "Torch", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "PyramidTests", dependencies: ["Pyramid", "Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(
+      name: "DistillationTests", dependencies: ["Distillation", "Pyramid", "Models", "Torch", "TorchNN", "TorchOptim", "TestSupport"],
+      exclude: ["Fixtures"]),
   ],
   cxxLanguageStandard: .cxx17
 )

@@ -195,6 +195,7 @@ public final class BertModel: Module {
       let weights = try mask.to(last.dtype).unsqueeze(2)  // [B, L, 1]
       pooled = try (last * weights).sum(dim: 1) / weights.sum(dim: 1).clamp(min: 1e-9)
     }
-    return TextOutput(hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask)
+    let positions = pooling == .mean ? nil : try Tensor.zeros([ids.size(0)], dtype: .int64, device: ids.device)
+    return TextOutput(hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask, pooledPositions: positions)
   }
 }

@@ -33,6 +33,8 @@ public struct TextOutput {
   public var pooled: Tensor
   /// 1 for real tokens, 0 for padding [B, L] (int64).
   public var attentionMask: Tensor
+  /// The position each text was pooled at [B] (int64), or nil when pooling averages tokens.
+  public var pooledPositions: Tensor?
 }
 
 /// CLIP's causal text transformer (Hugging Face `CLIPTextTransformer` keys).
@@ -75,6 +77,6 @@ public final class CLIPTextTransformer: Module {
     let index = try positions.view([-1, 1, 1]).expand([ids.size(0), 1, d])
     let pooled = try last.gather(dim: 1, index: index).squeeze(1)
     let mask = try attentionMask ?? Tensor.ones(ids.shape, dtype: .int64, device: ids.device)
-    return TextOutput(hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask)
+    return TextOutput(hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask, pooledPositions: positions)
   }
 }

@@ -1,0 +1,143 @@
+import Foundation
+import Pyramid
+import Torch
+import TorchNN
+
+/// How the per-sample level weights are chosen (SPEC §4); every mode is selectable in config
+/// so ablations can compare them.
+public enum SelectionMode: String, Codable, Sendable, CaseIterable {
+  /// Equal weights over the active levels.
+  case uniform
+  /// Fixed weights from config.
+  case manual
+  /// The ALSN's differentiable weights, trained on a held-out signal (never on the loss they weight).
+  case gating
+  /// The ALSN as a stochastic policy trained with REINFORCE on held-out progress.
+  case policy
+}
+
+/// Per-sample weights for one batch.
+public struct LevelWeights {
+  /// Vision levels P2–P5 [B, 4] and language levels L1–L4 [B, 4]; each row sums to 1 over active levels.
+  public var vision: Tensor
+  public var language: Tensor
+  /// Cross-modal coupling α [B, 4, 4] (vision × language); each sample's active pairs sum to 1.
+  public var coupling: Tensor
+
+  /// Mean Shannon entropy (nats) of the rows of each weight tensor, for logging and collapse checks.
+  public func entropies() throws -> (vision: Double, language: Double, coupling: Double) {
+    func entropy(_ w: Tensor) throws -> Double {
+      let p = try w.flatten(start: 1).detach()
+      return try (p * p.clamp(min: 1e-12).log()).sum(dim: 1).neg().mean().item()
+    }
+    return (try entropy(vision), try entropy(language), try entropy(coupling))
+  }
+
+  /// Batch-mean weight of each level, for plots of the weights over training.
+  public func means() throws -> (vision: [Double], language: [Double]) {
+    (try vision.detach().mean(dim: 0).doubles(), try language.detach().mean(dim: 0).doubles())
+  }
+}
+
+/// The Adaptive Layer Selection Network: an MLP encoder (2D → 512 → 256, dropout 0.1) over a
+/// sample's student image and text features, with three heads — vision level weights (4),
+/// language level weights (4), a 4×4 cross-modal coupling — each squashed by a sigmoid and
+/// normalized by a softmax with a learnable temperature.
+///
+/// ```swift
+/// let alsn = try ALSN(featureWidth: 256)
+/// let w = try alsn(image: img, text: txt, activeVision: [.deep, .global], activeLanguage: [.deep, .global])
+/// ```
+public final class ALSN: Module {
+  public let encoder1: Linear
+  public let encoder2: Linear
+  public let dropout: Dropout
+  public let visionHead: Linear
+  public let languageHead: Linear
+  public let couplingHead: Linear
+  /// log of the softmax temperature (learnable; starts at T = 1).
+  public let logTemperature: Tensor
+
+  public init(featureWidth: Int, hidden: (Int, Int) = (512, 256), dropout: Double = 0.1) throws {
+    encoder1 = try Linear(2 * featureWidth, hidden.0)
+    encoder2 = try Linear(hidden.0, hidden.1)
+    self.dropout = try Dropout(dropout)
+    visionHead = try Linear(hidden.1, 4)
+    languageHead = try Linear(hidden.1, 4)
+    couplingHead = try Linear(hidden.1, 16)
+    logTemperature = try parameter(Tensor.zeros([]))
+    super.init()
+  }
+
+  /// The squashed scores before normalization: sigmoid of each head [B, 4], [B, 4], [B, 16].
+  public func scores(image: Tensor, text: Tensor) throws -> (vision: Tensor, language: Tensor, coupling: Tensor) {
+    // The selector reads the student's features but must not reshape them: detach its input.
+    let x = try Tensor.cat([image.detach(), text.detach()], dim: 1)  // [B, 2D]
+    let h = try dropout(encoder2(dropout(encoder1(x).gelu())).gelu())  // [B, 256]
+    return (try visionHead(h).sigmoid(), try languageHead(h).sigmoid(), try couplingHead(h).sigmoid())
+  }
+
+  /// Weights from given scores in [0, 1]: softmax(score / T) over the active levels only.
+  public func normalize(
+    vision: Tensor, language: Tensor, coupling: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>
+  ) throws -> LevelWeights {
+    let temperature = try logTemperature.exp()
+    return LevelWeights(
+      vision: try maskedSoftmax(vision / temperature, mask: LevelMask.vector(activeVision, like: vision)),
+      language: try maskedSoftmax(language / temperature, mask: LevelMask.vector(activeLanguage, like: language)),
+      coupling: try maskedSoftmax(coupling / temperature, mask: LevelMask.pairs(activeVision, activeLanguage, like: coupling))
+        .view([-1, 4, 4]))
+  }
+
+  public func callAsFunction(image: Tensor, text: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>) throws -> LevelWeights {
+    let s = try scores(image: image, text: text)
+    return try normalize(vision: s.vision, language: s.language, coupling: s.coupling, activeVision: activeVision, activeLanguage: activeLanguage)
+  }
+}
+
+/// Softmax over the last dimension where `mask` is 1; exactly 0 elsewhere.
+func maskedSoftmax(_ x: Tensor, mask: Tensor) throws -> Tensor {
+  try x.maskedFill(mask.eq(0), -Double.infinity).softmax(dim: -1)
+}
+
+/// Masks of the active levels.
+enum LevelMask {
+  /// [1, 4] with 1 at active levels.
+  static func vector(_ active: Set<Level>, like x: Tensor) throws -> Tensor {
+    try Tensor(Level.allCases.map { active.contains($0) ? Float(1) : 0 }, shape: [1, 4]).to(x.device, x.dtype)
+  }
+
+  /// [1, 16] with 1 at active (vision, language) pairs, row-major vision × language.
+  static func pairs(_ vision: Set<Level>, _ language: Set<Level>, like x: Tensor) throws -> Tensor {
+    let values = Level.allCases.flatMap { v in Level.allCases.map { l in vision.contains(v) && language.contains(l) ? Float(1) : 0 } }
+    return try Tensor(values, shape: [1, 16]).to(x.device, x.dtype)
+  }
+}
+
+/// Weights that do not depend on the sample: uniform over active levels, or manual.
+public enum FixedWeights {
+  /// - Parameters:
+  ///   - vision, language: per-level weights (4 each); nil = uniform. Renormalized over active levels.
+  ///   - coupling: 16 weights, row-major vision × language; nil = uniform over active pairs.
+  public static func make(
+    batch: Int, vision: [Double]? = nil, language: [Double]? = nil, coupling: [Double]? = nil,
+    activeVision: Set<Level>, activeLanguage: Set<Level>, device: Device = .cpu
+  ) throws -> LevelWeights {
+    func normalized(_ values: [Double], active: [Bool]) throws -> [Float] {
+      let kept = zip(values, active).map { $1 ? max($0, 0) : 0 }
+      let total = kept.reduce(0, +)
+      guard total > 0 else { throw PyramidError("level weights \(values) give no weight to any active level") }
+      return kept.map { Float($0 / total) }
+    }
+    let activeV = Level.allCases.map { activeVision.contains($0) }
+    let activeL = Level.allCases.map { activeLanguage.contains($0) }
+    let activePairs = activeV.flatMap { v in activeL.map { v && $0 } }
+    let v = try normalized(vision ?? [1, 1, 1, 1], active: activeV)
+    let l = try normalized(language ?? [1, 1, 1, 1], active: activeL)
+    let c = try normalized(coupling ?? Array(repeating: 1, count: 16), active: activePairs)
+    return LevelWeights(
+      vision: try Tensor(v, shape: [1, 4]).expand([batch, 4]).to(device),
+      language: try Tensor(l, shape: [1, 4]).expand([batch, 4]).to(device),
+      coupling: try Tensor(c, shape: [1, 4, 4]).expand([batch, 4, 4]).to(device))
+  }
+}

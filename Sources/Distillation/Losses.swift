@@ -1,0 +1,143 @@
+import Pyramid
+import Torch
+import TorchNN
+
+/// The three levels of CMAPKD's losses (SPEC §5), each a small function returning named
+/// parts. Shapes: B = batch, D = feature width, P = shared-space width. Per-sample weights
+/// come from the ALSN ([B, 4] per modality, [B, 4, 4] coupling); levels outside `active`
+/// contribute nothing (the progressive schedule).
+public enum Losses {
+  // MARK: 1. Intra-modal pyramid distillation
+
+  /// Σᵢ mean_b wᵦᵢ · ‖Sᵢ − Tᵢ‖² over the vision levels, the squared error averaged over each
+  /// sample's elements so that levels of different sizes are comparable.
+  public static func intraVision(student: VisionLevels, teacher: VisionLevels, weights: Tensor, active: Set<Level>) throws -> LossParts {
+    var parts = LossParts()
+    for level in Level.allCases where active.contains(level) {
+      let perSample = try perSampleMSE(student[level], teacher[level])  // [B]
+      parts.add(level.visionName, try (perSample * weights.select(dim: 1, index: level.rawValue)).mean())
+    }
+    return parts
+  }
+
+  /// The same over L1–L4; token and phrase levels average over real positions only.
+  public static func intraLanguage(student: LanguageLevels, teacher: LanguageLevels, weights: Tensor, active: Set<Level>) throws -> LossParts {
+    var parts = LossParts()
+    for level in Level.allCases where active.contains(level) {
+      let (s, mask) = student[level]
+      let (t, _) = teacher[level]
+      let perSample: Tensor
+      if let mask {  // [B, T, D] with mask [B, T]
+        let squared = try (s - t).square().mean(dim: 2) * mask  // [B, T]
+        perSample = try squared.sum(dim: 1) / mask.sum(dim: 1).clamp(min: 1)
+      } else {
+        perSample = try perSampleMSE(s, t)
+      }
+      parts.add(level.languageName, try (perSample * weights.select(dim: 1, index: level.rawValue)).mean())
+    }
+    return parts
+  }
+
+  /// Mean squared error of each sample: [B, ...] → [B].
+  static func perSampleMSE(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+    try (a - b).square().flatten(start: 1).mean(dim: 1)
+  }
+
+  // MARK: 2. Cross-modal alignment
+
+  /// ½ [CE(a·bᵀ/τ, diag) + CE(b·aᵀ/τ, diag)] with a, b L2-normalized [B, P].
+  public static func symmetricInfoNCE(_ a: Tensor, _ b: Tensor, temperature: Double) throws -> Tensor {
+    let logits = try Functional.normalize(a).matmul(Functional.normalize(b).transpose(0, 1)) / temperature
+    let labels = try Tensor.arange(a.size(0), device: a.device)
+    return try (Functional.crossEntropy(logits, labels) + Functional.crossEntropy(logits.transpose(0, 1), labels)) * 0.5
+  }
+
+  /// Cross-modal alignment in the shared space between student and teacher: the student's
+  /// image against the teacher's text and the teacher's image against the student's text
+  /// (each a symmetric InfoNCE), averaged.
+  public static func alignment(
+    studentImage: Tensor, studentText: Tensor, teacherImage: Tensor, teacherText: Tensor, temperature: Double = 0.07
+  ) throws -> LossParts {
+    var parts = LossParts()
+    parts.add("image_to_teacher_text", try symmetricInfoNCE(studentImage, teacherText, temperature: temperature) * 0.5)
+    parts.add("teacher_image_to_text", try symmetricInfoNCE(teacherImage, studentText, temperature: temperature) * 0.5)
+    return parts
+  }
+
+  /// Σᵢⱼ mean_b αᵦᵢⱼ · KL(P_T(vᵢ, lⱼ) ‖ P_S(vᵢ, lⱼ)), where P is the softmax over the batch of
+  /// the cosine similarities / τ between image level i and text level j, taken per image
+  /// (over texts) and per text (over images) and averaged.
+  /// - Parameters:
+  ///   - student, teacher: shared-space level vectors, 4 vision and 4 language tensors [B, P].
+  ///   - coupling: α [B, 4, 4] (vision level × language level).
+  public static func pyramidAlignment(
+    student: (vision: [Tensor], language: [Tensor]), teacher: (vision: [Tensor], language: [Tensor]),
+    coupling: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>, temperature: Double = 0.07
+  ) throws -> LossParts {
+    var parts = LossParts()
+    for i in Level.allCases where activeVision.contains(i) {
+      for j in Level.allCases where activeLanguage.contains(j) {
+        let s = try cosine(student.vision[i.rawValue], student.language[j.rawValue]) / temperature  // [B, B]
+        let t = try cosine(teacher.vision[i.rawValue], teacher.language[j.rawValue]) / temperature
+        let perImage = try rowKL(teacher: t, student: s)  // [B]
+        let perText = try rowKL(teacher: t.transpose(0, 1), student: s.transpose(0, 1))
+        let alpha = try coupling.select(dim: 1, index: i.rawValue).select(dim: 1, index: j.rawValue)  // [B]
+        // Sample b weights its own image row and its own text column.
+        parts.add("\(i.visionName)-\(j.languageName)", try ((perImage + perText) * 0.5 * alpha).mean())
+      }
+    }
+    return parts
+  }
+
+  /// KL(softmax(t) ‖ softmax(s)) of each row: [B, B] → [B].
+  static func rowKL(teacher t: Tensor, student s: Tensor) throws -> Tensor {
+    let logP = try t.logSoftmax(dim: 1)
+    let logQ = try s.logSoftmax(dim: 1)
+    return try (logP.exp() * (logP - logQ)).sum(dim: 1)
+  }
+
+  /// Cosine similarity matrix [B, B] of the rows of a and b.
+  static func cosine(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+    try Functional.normalize(a).matmul(Functional.normalize(b).transpose(0, 1))
+  }
+
+  // MARK: 3. Relational structure
+
+  /// Sample-relation graphs: ‖G_S − G_T‖²_F / B² for the batch cosine-similarity graph of
+  /// each modality's global embedding, averaged over the modalities given.
+  public static func sampleRelation(student: [Tensor], teacher: [Tensor]) throws -> LossParts {
+    var parts = LossParts()
+    for (index, (s, t)) in zip(student, teacher).enumerated() {
+      let gs = try cosine(s, s)
+      let gt = try cosine(t, t)
+      parts.add(["image", "text"][min(index, 1)], try (gs - gt).square().mean() / Double(student.count))
+    }
+    return parts
+  }
+
+  /// Layer relation: for each sample the 4×4 matrix of cosine similarities between its
+  /// pyramid levels (in the shared space); mean squared difference teacher vs student,
+  /// averaged over the modalities given.
+  public static func layerRelation(student: [[Tensor]], teacher: [[Tensor]]) throws -> LossParts {
+    var parts = LossParts()
+    for (index, (s, t)) in zip(student, teacher).enumerated() {
+      parts.add(["vision", "language"][min(index, 1)], try (levelCorrelation(s) - levelCorrelation(t)).square().mean() / Double(student.count))
+    }
+    return parts
+  }
+
+  /// levels: n tensors [B, P] → [B, n, n] cosine similarities between a sample's levels.
+  static func levelCorrelation(_ levels: [Tensor]) throws -> Tensor {
+    let stacked = try Functional.normalize(Tensor.stack(levels, dim: 1))  // [B, n, P]
+    return try stacked.matmul(stacked.transpose(1, 2))
+  }
+
+  // MARK: Task
+
+  /// The CLIP loss on the true pairs: symmetric cross-entropy of scale · cos(image, text).
+  public static func clip(images: Tensor, texts: Tensor, logitScale: Tensor) throws -> Tensor {
+    let logits = try logitScale.exp() * cosine(images, texts)
+    let labels = try Tensor.arange(images.size(0), device: images.device)
+    return try (Functional.crossEntropy(logits, labels) + Functional.crossEntropy(logits.transpose(0, 1), labels)) * 0.5
+  }
+}

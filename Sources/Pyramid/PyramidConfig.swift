@@ -1,0 +1,67 @@
+/// Which layers feed which pyramid level, and the shape choices of the levels.
+///
+/// Depth is split into quarters by default: with L layers the taps are after layers
+/// L/4, L/2, 3L/4 and L (rounded, at least 1), feeding P2, P3, P4, P5 (vision) and
+/// L1, L2, L3, L4 (language). Hidden state 0 (the embeddings) is never a tap.
+public struct PyramidConfig: Codable, Equatable, Sendable {
+  /// Explicit vision taps (1-based layer numbers for P2…P5); nil = quarters of the depth.
+  public var visionTaps: [Int]?
+  /// Explicit language taps (1-based layer numbers for L1…L4); nil = quarters.
+  public var languageTaps: [Int]?
+  /// Tokens per phrase window at L2.
+  public var phraseWindow: Int = 3
+  /// P2 and P3 are the shallow and middle maps upsampled by these factors over the ViT grid.
+  public var p2Scale: Int = 4
+  public var p3Scale: Int = 2
+
+  enum CodingKeys: String, CodingKey {
+    case visionTaps = "vision_taps", languageTaps = "language_taps", phraseWindow = "phrase_window"
+    case p2Scale = "p2_scale", p3Scale = "p3_scale"
+  }
+
+  public init(visionTaps: [Int]? = nil, languageTaps: [Int]? = nil, phraseWindow: Int = 3, p2Scale: Int = 4, p3Scale: Int = 2) {
+    self.visionTaps = visionTaps
+    self.languageTaps = languageTaps
+    self.phraseWindow = phraseWindow
+    self.p2Scale = p2Scale
+    self.p3Scale = p3Scale
+  }
+
+  public init(from decoder: Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    visionTaps = try c.decodeIfPresent([Int].self, forKey: .visionTaps)
+    languageTaps = try c.decodeIfPresent([Int].self, forKey: .languageTaps)
+    phraseWindow = try c.decodeIfPresent(Int.self, forKey: .phraseWindow) ?? 3
+    p2Scale = try c.decodeIfPresent(Int.self, forKey: .p2Scale) ?? 4
+    p3Scale = try c.decodeIfPresent(Int.self, forKey: .p3Scale) ?? 2
+  }
+
+  /// Quarter-depth taps for a tower of `depth` layers.
+  public static func quarterTaps(depth: Int) -> [Int] {
+    (1...4).map { q in max(1, Int((Double(depth * q) / 4).rounded())) }
+  }
+
+  /// The taps for a tower of `depth` layers, validated.
+  public func taps(_ explicit: [Int]?, depth: Int, tower: String) throws -> [Int] {
+    let taps = explicit ?? PyramidConfig.quarterTaps(depth: depth)
+    guard taps.count == 4, taps.allSatisfy({ (1...depth).contains($0) }) else {
+      throw PyramidError("\(tower) taps \(taps) must be 4 layer numbers in 1…\(depth)")
+    }
+    return taps
+  }
+}
+
+/// A pyramid configuration or input that cannot work, with what to change.
+public struct PyramidError: Error, CustomStringConvertible, Equatable {
+  public let description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// The four levels of each pyramid, coarse to fine in the order the progressive schedule
+/// turns them on: index 3 is P5/L4 (global), 0 is P2/L1 (finest).
+public enum Level: Int, CaseIterable, Codable, Sendable {
+  case fine = 0, middle = 1, deep = 2, global = 3
+
+  public var visionName: String { ["P2", "P3", "P4", "P5"][rawValue] }
+  public var languageName: String { ["L1", "L2", "L3", "L4"][rawValue] }
+}

@@ -1,0 +1,60 @@
+import Models
+import Torch
+import TorchNN
+
+/// The vision pyramid P2–P5 of one batch.
+public struct VisionLevels {
+  /// Spatial levels P2, P3, P4: [B, D, h, w] with P2 at `p2Scale`× and P3 at `p3Scale`× the P4 grid.
+  public var maps: [Tensor]
+  /// P5, the global level: [B, D].
+  public var global: Tensor
+
+  public init(maps: [Tensor], global: Tensor) {
+    self.maps = maps
+    self.global = global
+  }
+
+  /// Level `i` (0…3) as the loss sees it: maps for 0–2, the global vector for 3.
+  public subscript(_ level: Level) -> Tensor { level == .global ? global : maps[level.rawValue] }
+}
+
+/// Parameter-free extraction of P2–P5 from a ViT's hidden states (the teacher side, so
+/// targets are fixed and cacheable; the student side runs the same code, then adapters).
+///
+/// P2, P3, P4 are the patch tokens of the first three taps laid out on the patch grid; P2 and
+/// P3 are upsampled bilinearly to `p2Scale`× and `p3Scale`× the grid (ViTs have one
+/// resolution; this is how a plain ViT yields a pyramid, as ViTDet does). P5 is the mean of
+/// the fourth tap's class token and the global average of its patch tokens.
+public enum VisionPyramid {
+  /// Hidden states at the taps (what the teacher cache stores): 4 tensors [B, 1 + N, D].
+  public static func taps(_ output: VisionOutput, config: PyramidConfig) throws -> [Tensor] {
+    let depth = output.hiddenStates.count - 1
+    return try config.taps(config.visionTaps, depth: depth, tower: "vision").map { output.hiddenStates[$0] }
+  }
+
+  /// Builds the levels from the four tap states.
+  /// - Parameters:
+  ///   - taps: 4 tensors [B, 1 + gh·gw, D] (class token first).
+  ///   - grid: the patch grid of these states.
+  ///   - targetGrid: the P4 grid to produce (the teacher's); nil = `grid`.
+  public static func levels(
+    taps: [Tensor], grid: (height: Int, width: Int), targetGrid: (height: Int, width: Int)? = nil, config: PyramidConfig
+  ) throws -> VisionLevels {
+    guard taps.count == 4 else { throw PyramidError("vision pyramid needs 4 taps, got \(taps.count)") }
+    let target = targetGrid ?? grid
+    func map(_ state: Tensor, scale: Int) throws -> Tensor {
+      let (b, d) = (state.size(0), state.size(2))
+      let patches = try state.narrow(dim: 1, start: 1, length: grid.height * grid.width)  // [B, N, D]
+        .transpose(1, 2).reshape([b, d, grid.height, grid.width])  // [B, D, gh, gw]
+      let size = (target.height * scale, target.width * scale)
+      if size == (grid.height, grid.width) { return patches }
+      return try Functional.interpolate(patches, size: size, mode: .bilinear)
+    }
+    let last = taps[3]
+    let cls = try last.select(dim: 1, index: 0)  // [B, D]
+    let meanPatch = try last.narrow(dim: 1, start: 1, length: last.size(1) - 1).mean(dim: 1)
+    return VisionLevels(
+      maps: [try map(taps[0], scale: config.p2Scale), try map(taps[1], scale: config.p3Scale), try map(taps[2], scale: 1)],
+      global: try (cls + meanPatch) * 0.5)
+  }
+}

@@ -1,0 +1,94 @@
+import Distillation
+import Pyramid
+import TestSupport
+import Testing
+import Torch
+
+/// Checks each part against the reference and each student input's gradient.
+func expectParts(_ parts: LossParts, _ fx: [String: Tensor], prefix: String, inputs: [String: Tensor]) throws {
+  let names = fx.keys.filter { $0.hasPrefix("\(prefix)/") && !$0.contains("/grad/") && fx["\(prefix)/grad/\($0.dropFirst(prefix.count + 1))"] == nil }
+  var checked = 0
+  for (name, value) in parts.parts {
+    guard let expected = fx["\(prefix)/\(name)"] else {
+      Issue.record("\(prefix)/\(name): part has no reference")
+      continue
+    }
+    let problem = try mismatch(value.reshape([]), expected.reshape([]))
+    #expect(problem == nil, "\(prefix)/\(name): \(problem ?? "")")
+    checked += 1
+  }
+  #expect(checked > 0 && checked == parts.parts.count, "\(prefix): checked \(checked) of \(names.count) reference parts")
+  try #require(try parts.sum()).backward()
+  for (key, input) in inputs {
+    let expected = fx["\(prefix)/grad/\(key)"]!
+    let grad = try input.grad ?? expected.zerosLike()
+    let problem = try mismatch(grad, expected)
+    #expect(problem == nil, "\(prefix) gradient of \(key): \(problem ?? "")")
+  }
+}
+
+@Suite("CMAPKD losses match independent PyTorch references (parts and gradients, 1e-5)")
+struct LossParityTests {
+  let fx: [String: Tensor]
+  init() throws { fx = try loadFixture("DistillationTests", "losses") }
+
+  func leaf(_ key: String) throws -> Tensor { try fx[key]!.clone().requiresGrad(true) }
+
+  @Test func intraVision() throws {
+    let s = try ["P2", "P3", "P4", "P5"].map { try leaf("sv/\($0)") }
+    let t = ["P2", "P3", "P4", "P5"].map { fx["tv/\($0)"]! }
+    let parts = try Losses.intraVision(
+      student: VisionLevels(maps: Array(s[0..<3]), global: s[3]), teacher: VisionLevels(maps: Array(t[0..<3]), global: t[3]),
+      weights: fx["wv"]!, active: [.middle, .deep, .global])
+    try expectParts(parts, fx, prefix: "intra_v", inputs: ["P2": s[0], "P3": s[1], "P4": s[2], "P5": s[3]])
+  }
+
+  @Test func intraLanguage() throws {
+    let s = try ["L1", "L2", "L3", "L4"].map { try leaf("sl/\($0)") }
+    let t = ["L1", "L2", "L3", "L4"].map { fx["tl/\($0)"]! }
+    let mask = fx["mask"]!, phraseMask = fx["phrase_mask"]!
+    func levels(_ x: [Tensor]) -> LanguageLevels {
+      LanguageLevels(tokens: x[0], tokenMask: mask, phrases: x[1], phraseMask: phraseMask, sentence: x[2], global: x[3])
+    }
+    let parts = try Losses.intraLanguage(student: levels(s), teacher: levels(t), weights: fx["wl"]!, active: Set(Level.allCases))
+    try expectParts(parts, fx, prefix: "intra_l", inputs: ["L1": s[0], "L2": s[1], "L3": s[2], "L4": s[3]])
+  }
+
+  @Test func alignment() throws {
+    let (si, st) = (try leaf("align/s_img"), try leaf("align/s_txt"))
+    let parts = try Losses.alignment(studentImage: si, studentText: st, teacherImage: fx["align/t_img"]!, teacherText: fx["align/t_txt"]!)
+    try expectParts(parts, fx, prefix: "align", inputs: ["s_img": si, "s_txt": st])
+  }
+
+  @Test func pyramidAlignment() throws {
+    let sv = try (0..<4).map { try leaf("pyr/sv\($0)") }, sl = try (0..<4).map { try leaf("pyr/sl\($0)") }
+    let tv = (0..<4).map { fx["pyr/tv\($0)"]! }, tl = (0..<4).map { fx["pyr/tl\($0)"]! }
+    let parts = try Losses.pyramidAlignment(
+      student: (sv, sl), teacher: (tv, tl), coupling: fx["pyr/alpha"]!, activeVision: [.deep, .global], activeLanguage: [.middle, .deep, .global])
+    var inputs: [String: Tensor] = [:]
+    for i in 0..<4 { inputs["sv\(i)"] = sv[i]; inputs["sl\(i)"] = sl[i] }
+    try expectParts(parts, fx, prefix: "pyr", inputs: inputs)
+  }
+
+  @Test func sampleRelation() throws {
+    let (si, st) = (try leaf("rel/s_img"), try leaf("rel/s_txt"))
+    let parts = try Losses.sampleRelation(student: [si, st], teacher: [fx["rel/t_img"]!, fx["rel/t_txt"]!])
+    try expectParts(parts, fx, prefix: "rel", inputs: ["s_img": si, "s_txt": st])
+  }
+
+  @Test func layerRelation() throws {
+    let sv = try (0..<4).map { try leaf("lrel/sv\($0)") }, sl = try (0..<4).map { try leaf("lrel/sl\($0)") }
+    let parts = try Losses.layerRelation(
+      student: [sv, sl], teacher: [(0..<4).map { fx["lrel/tv\($0)"]! }, (0..<4).map { fx["lrel/tl\($0)"]! }])
+    var inputs: [String: Tensor] = [:]
+    for i in 0..<4 { inputs["sv\(i)"] = sv[i]; inputs["sl\(i)"] = sl[i] }
+    try expectParts(parts, fx, prefix: "lrel", inputs: inputs)
+  }
+
+  @Test func clipTask() throws {
+    let (img, txt, scale) = (try leaf("clip/img"), try leaf("clip/txt"), try leaf("clip/scale"))
+    var parts = LossParts()
+    parts.add("loss", try Losses.clip(images: img, texts: txt, logitScale: scale))
+    try expectParts(parts, fx, prefix: "clip", inputs: ["img": img, "txt": txt, "scale": scale])
+  }
+}
