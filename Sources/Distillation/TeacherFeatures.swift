@@ -2,17 +2,15 @@ import Models
 import Pyramid
 import Torch
 
-/// Everything the frozen teacher contributes to a batch: the pyramid taps (native
-/// resolution), the shared-space level vectors and its embeddings. A teacher-feature cache
-/// stores exactly this, so training from the cache needs no teacher forward pass.
+/// Everything the frozen teacher contributes to a batch, in the compact form the levels are
+/// expanded from: a teacher-feature cache stores exactly this, so training from the cache
+/// needs no teacher forward pass.
 public struct TeacherFeatures {
-  /// 4 vision taps [B, 1 + N, Dv] and the patch grid they lie on.
-  public var visionTaps: [Tensor]
-  public var grid: (height: Int, width: Int)
-  /// 4 language taps [B, T, Dt], the attention mask [B, T] and pooling positions [B] (or nil).
-  public var textTaps: [Tensor]
-  public var attentionMask: Tensor
-  public var pooledPositions: Tensor?
+  /// The first three vision taps as native-grid maps, 3 × [B, Dv, gh, gw], and P5 [B, Dv].
+  public var visionMaps: [Tensor]
+  public var visionGlobal: Tensor
+  /// The language summary: two token taps [B, T, Dt], L3, L4 [B, Dt] and the mask [B, T].
+  public var language: CompactLanguage
   /// Shared-space vectors of each level, 4 × [B, P] per modality (teacher's frozen bridge).
   public var sharedVision: [Tensor]
   public var sharedLanguage: [Tensor]
@@ -21,30 +19,31 @@ public struct TeacherFeatures {
   public var textEmbedding: Tensor
 
   public init(
-    visionTaps: [Tensor], grid: (height: Int, width: Int), textTaps: [Tensor], attentionMask: Tensor, pooledPositions: Tensor?,
-    sharedVision: [Tensor], sharedLanguage: [Tensor], imageEmbedding: Tensor, textEmbedding: Tensor
+    visionMaps: [Tensor], visionGlobal: Tensor, language: CompactLanguage, sharedVision: [Tensor], sharedLanguage: [Tensor],
+    imageEmbedding: Tensor, textEmbedding: Tensor
   ) {
-    self.visionTaps = visionTaps
-    self.grid = grid
-    self.textTaps = textTaps
-    self.attentionMask = attentionMask
-    self.pooledPositions = pooledPositions
+    self.visionMaps = visionMaps
+    self.visionGlobal = visionGlobal
+    self.language = language
     self.sharedVision = sharedVision
     self.sharedLanguage = sharedLanguage
     self.imageEmbedding = imageEmbedding
     self.textEmbedding = textEmbedding
   }
 
+  /// The patch grid of the vision maps.
+  public var grid: (height: Int, width: Int) { (visionMaps[2].size(2), visionMaps[2].size(3)) }
+
   /// Runs the frozen teacher (no gradient) on one batch.
   public static func compute(teacher: CLIPModel, pixels: Tensor, ids: Tensor, attentionMask: Tensor, pyramid: PyramidConfig) throws -> TeacherFeatures {
     try Torch.noGrad {
       let vision = try teacher.visionModel(pixels)
       let text = try teacher.textModel(ids, attentionMask: attentionMask)
-      let visionTaps = try VisionPyramid.taps(vision, config: pyramid)
-      let textTaps = try LanguageHierarchy.taps(text, config: pyramid)
+      let (maps, global) = try VisionPyramid.compact(taps: VisionPyramid.taps(vision, config: pyramid), grid: vision.grid)
+      let language = try LanguageHierarchy.compact(
+        taps: LanguageHierarchy.taps(text, config: pyramid), attentionMask: text.attentionMask, pooledPositions: text.pooledPositions)
       var features = TeacherFeatures(
-        visionTaps: visionTaps, grid: vision.grid, textTaps: textTaps, attentionMask: text.attentionMask,
-        pooledPositions: text.pooledPositions, sharedVision: [], sharedLanguage: [],
+        visionMaps: maps, visionGlobal: global, language: language, sharedVision: [], sharedLanguage: [],
         imageEmbedding: try teacher.visualProjection(vision.pooled), textEmbedding: try teacher.textProjection(text.pooled))
       let (v, l) = try features.levels(pyramid)
       (features.sharedVision, features.sharedLanguage) = try TeacherBridge(teacher).shared(vision: v, language: l)
@@ -52,11 +51,40 @@ public struct TeacherFeatures {
     }
   }
 
-  /// The teacher's pyramid levels, rebuilt from the taps (parameter-free).
+  /// The teacher's pyramid levels, expanded from the compact form (parameter-free).
   public func levels(_ pyramid: PyramidConfig) throws -> (VisionLevels, LanguageLevels) {
     (
-      try VisionPyramid.levels(taps: visionTaps, grid: grid, config: pyramid),
-      try LanguageHierarchy.levels(taps: textTaps, attentionMask: attentionMask, pooledPositions: pooledPositions, config: pyramid)
+      try VisionPyramid.expand(maps: visionMaps, global: visionGlobal, targetGrid: grid, config: pyramid),
+      try LanguageHierarchy.expand(language, config: pyramid)
     )
+  }
+
+  /// Named tensors for storage, one batch.
+  public func named() -> [(String, Tensor)] {
+    var out: [(String, Tensor)] = []
+    for (i, m) in visionMaps.enumerated() { out.append(("vision_map\(i)", m)) }
+    out += [
+      ("vision_global", visionGlobal), ("text_tokens", language.tokens), ("text_phrase_source", language.phraseSource),
+      ("text_sentence", language.sentence), ("text_global", language.global), ("text_mask", language.mask),
+      ("image_embedding", imageEmbedding), ("text_embedding", textEmbedding),
+    ]
+    for (i, v) in sharedVision.enumerated() { out.append(("shared_vision\(i)", v)) }
+    for (i, l) in sharedLanguage.enumerated() { out.append(("shared_language\(i)", l)) }
+    return out
+  }
+
+  /// The inverse of `named()`; throws naming the first missing field.
+  public init(named tensors: [String: Tensor]) throws {
+    func get(_ key: String) throws -> Tensor {
+      guard let t = tensors[key] else { throw PyramidError("teacher features lack '\(key)'") }
+      return t
+    }
+    self.init(
+      visionMaps: try (0..<3).map { try get("vision_map\($0)") }, visionGlobal: try get("vision_global"),
+      language: CompactLanguage(
+        tokens: try get("text_tokens"), phraseSource: try get("text_phrase_source"), sentence: try get("text_sentence"),
+        global: try get("text_global"), mask: try get("text_mask")),
+      sharedVision: try (0..<4).map { try get("shared_vision\($0)") }, sharedLanguage: try (0..<4).map { try get("shared_language\($0)") },
+      imageEmbedding: try get("image_embedding"), textEmbedding: try get("text_embedding"))
   }
 }

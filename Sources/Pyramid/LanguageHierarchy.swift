@@ -38,6 +38,26 @@ public struct LanguageLevels {
   }
 }
 
+/// The cacheable summary of a text batch from which L1–L4 are built.
+public struct CompactLanguage {
+  /// First and second taps [B, T, D], padded positions zeroed.
+  public var tokens: Tensor
+  public var phraseSource: Tensor
+  /// L3 and L4 [B, D].
+  public var sentence: Tensor
+  public var global: Tensor
+  /// [B, T], 1 for real tokens (floating point).
+  public var mask: Tensor
+
+  public init(tokens: Tensor, phraseSource: Tensor, sentence: Tensor, global: Tensor, mask: Tensor) {
+    self.tokens = tokens
+    self.phraseSource = phraseSource
+    self.sentence = sentence
+    self.global = global
+    self.mask = mask
+  }
+}
+
 /// Parameter-free extraction of L1–L4 from a text tower's hidden states. Padding never
 /// contributes to any level: sums and counts are masked, and fully padded windows are masked out.
 public enum LanguageHierarchy {
@@ -47,19 +67,31 @@ public enum LanguageHierarchy {
     return try config.taps(config.languageTaps, depth: depth, tower: "language").map { output.hiddenStates[$0] }
   }
 
+  /// The parameter-free summary the levels are built from (and what a cache stores): the first
+  /// two taps [B, T, D] with padded positions zeroed, L3 and L4 [B, D], and the mask [B, T].
+  public static func compact(taps: [Tensor], attentionMask: Tensor, pooledPositions: Tensor?) throws -> CompactLanguage {
+    guard taps.count == 4 else { throw PyramidError("language hierarchy needs 4 taps, got \(taps.count)") }
+    let mask = try attentionMask.to(taps[0].dtype)  // [B, T]
+    let m = try mask.unsqueeze(2)
+    return CompactLanguage(
+      tokens: try taps[0] * m, phraseSource: try taps[1] * m, sentence: try maskedMean(taps[2], mask: mask),
+      global: try pooled(taps[3], at: pooledPositions, mask: mask), mask: mask)
+  }
+
+  /// Expands a compact summary into L1–L4 (phrase windows are computed here).
+  public static func expand(_ c: CompactLanguage, config: PyramidConfig) throws -> LanguageLevels {
+    let n = config.phraseWindow
+    guard n >= 1, n <= c.mask.size(1) else { throw PyramidError("phrase window \(n) does not fit sequences of \(c.mask.size(1)) tokens") }
+    let (phrases, phraseMask) = try windowMeans(c.phraseSource, mask: c.mask, window: n)
+    return LanguageLevels(tokens: c.tokens, tokenMask: c.mask, phrases: phrases, phraseMask: phraseMask, sentence: c.sentence, global: c.global)
+  }
+
   /// - Parameters:
   ///   - taps: 4 tensors [B, T, D].
   ///   - attentionMask: [B, T], 1 for real tokens.
   ///   - pooledPositions: where the tower pools each text [B] (int64); nil = masked mean.
   public static func levels(taps: [Tensor], attentionMask: Tensor, pooledPositions: Tensor?, config: PyramidConfig) throws -> LanguageLevels {
-    guard taps.count == 4 else { throw PyramidError("language hierarchy needs 4 taps, got \(taps.count)") }
-    let mask = try attentionMask.to(taps[0].dtype)  // [B, T]
-    let n = config.phraseWindow
-    guard n >= 1, n <= mask.size(1) else { throw PyramidError("phrase window \(n) does not fit sequences of \(mask.size(1)) tokens") }
-    let (phrases, phraseMask) = try windowMeans(taps[1], mask: mask, window: n)
-    return LanguageLevels(
-      tokens: try taps[0] * mask.unsqueeze(2), tokenMask: mask, phrases: phrases, phraseMask: phraseMask,
-      sentence: try maskedMean(taps[2], mask: mask), global: try pooled(taps[3], at: pooledPositions, mask: mask))
+    try expand(compact(taps: taps, attentionMask: attentionMask, pooledPositions: pooledPositions), config: config)
   }
 
   /// x [B, T, D] at one position per row, or the masked mean when `positions` is nil.

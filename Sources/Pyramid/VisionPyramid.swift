@@ -32,6 +32,32 @@ public enum VisionPyramid {
     return try config.taps(config.visionTaps, depth: depth, tower: "vision").map { output.hiddenStates[$0] }
   }
 
+  /// The parameter-free summary the levels are built from (and what a cache stores): the
+  /// first three taps' patch maps on the native grid [B, D, gh, gw] and P5 [B, D].
+  public static func compact(taps: [Tensor], grid: (height: Int, width: Int)) throws -> (maps: [Tensor], global: Tensor) {
+    guard taps.count == 4 else { throw PyramidError("vision pyramid needs 4 taps, got \(taps.count)") }
+    let maps = try taps[0..<3].map { state in
+      let (b, d) = (state.size(0), state.size(2))
+      return try state.narrow(dim: 1, start: 1, length: grid.height * grid.width)  // [B, N, D]
+        .transpose(1, 2).reshape([b, d, grid.height, grid.width])  // [B, D, gh, gw]
+    }
+    let last = taps[3]
+    let cls = try last.select(dim: 1, index: 0)  // [B, D]
+    let meanPatch = try last.narrow(dim: 1, start: 1, length: last.size(1) - 1).mean(dim: 1)
+    return (maps, try (cls + meanPatch) * 0.5)
+  }
+
+  /// Expands a compact summary into P2–P5 with P4 on `targetGrid` (the teacher's grid).
+  public static func expand(maps: [Tensor], global: Tensor, targetGrid: (height: Int, width: Int), config: PyramidConfig) throws -> VisionLevels {
+    let scales = [config.p2Scale, config.p3Scale, 1]
+    let levels = try zip(maps, scales).map { map, scale in
+      let size = (targetGrid.height * scale, targetGrid.width * scale)
+      if size == (map.size(2), map.size(3)) { return map }
+      return try Functional.interpolate(map, size: size, mode: .bilinear)
+    }
+    return VisionLevels(maps: levels, global: global)
+  }
+
   /// Builds the levels from the four tap states.
   /// - Parameters:
   ///   - taps: 4 tensors [B, 1 + gh·gw, D] (class token first).
@@ -40,21 +66,7 @@ public enum VisionPyramid {
   public static func levels(
     taps: [Tensor], grid: (height: Int, width: Int), targetGrid: (height: Int, width: Int)? = nil, config: PyramidConfig
   ) throws -> VisionLevels {
-    guard taps.count == 4 else { throw PyramidError("vision pyramid needs 4 taps, got \(taps.count)") }
-    let target = targetGrid ?? grid
-    func map(_ state: Tensor, scale: Int) throws -> Tensor {
-      let (b, d) = (state.size(0), state.size(2))
-      let patches = try state.narrow(dim: 1, start: 1, length: grid.height * grid.width)  // [B, N, D]
-        .transpose(1, 2).reshape([b, d, grid.height, grid.width])  // [B, D, gh, gw]
-      let size = (target.height * scale, target.width * scale)
-      if size == (grid.height, grid.width) { return patches }
-      return try Functional.interpolate(patches, size: size, mode: .bilinear)
-    }
-    let last = taps[3]
-    let cls = try last.select(dim: 1, index: 0)  // [B, D]
-    let meanPatch = try last.narrow(dim: 1, start: 1, length: last.size(1) - 1).mean(dim: 1)
-    return VisionLevels(
-      maps: [try map(taps[0], scale: config.p2Scale), try map(taps[1], scale: config.p3Scale), try map(taps[2], scale: 1)],
-      global: try (cls + meanPatch) * 0.5)
+    let (maps, global) = try compact(taps: taps, grid: grid)
+    return try expand(maps: maps, global: global, targetGrid: targetGrid ?? grid, config: config)
   }
 }

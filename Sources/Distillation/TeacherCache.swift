@@ -1,0 +1,265 @@
+import Foundation
+import Models
+import Pyramid
+import Torch
+
+/// FNV-1a, 64 bits: a fast content hash for cache fingerprints and shard checksums
+/// (corruption and staleness detection, not security).
+public struct ContentHash {
+  public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+  public init() {}
+
+  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    var h = value
+    for byte in bytes {
+      h ^= UInt64(byte)
+      h &*= 0x0000_0100_0000_01b3
+    }
+    value = h
+  }
+
+  public mutating func update(_ text: String) {
+    var copy = text
+    copy.withUTF8 { update(UnsafeRawBufferPointer($0)) }
+  }
+
+  public var hex: String { String(format: "%016llx", value) }
+}
+
+/// Teacher features computed once per (sample id, augmentation key) and stored on disk in
+/// memory-mapped safetensors shards, reused across epochs, runs, baselines and ablations.
+///
+/// Layout: `<root>/<fingerprint>/manifest.json` and `shard-NNNNNN.safetensors` (one stored
+/// batch each; its sample keys in the shard's metadata). The fingerprint hashes the teacher's
+/// weights, the preprocessing, the pyramid config and the storage dtype, so a cache made with
+/// anything else lives in another folder and is never read. Every write is atomic; a shard
+/// whose checksum or structure does not verify is dropped (and its samples recomputed),
+/// never used.
+///
+/// ```swift
+/// let cache = try TeacherCache(root: "runs/cache", fingerprint: TeacherCache.fingerprint(teacher: t, preprocessing: "clip-64", pyramid: p))
+/// let features = try cache.features(for: keys) ?? { let f = try compute(); try cache.store(f, keys: keys); return f }()
+/// ```
+public final class TeacherCache {
+  public let directory: String
+  public let fingerprint: String
+  public let budgetBytes: Int64
+  public let storage: DType
+  /// Counters for the run's report.
+  public private(set) var hits = 0
+  public private(set) var misses = 0
+  public private(set) var droppedShards: [String] = []
+  public private(set) var budgetReached = false
+  public var bytesOnDisk: Int64 { shards.values.reduce(0) { $0 + $1.bytes } }
+
+  private struct ShardRecord: Codable {
+    var checksum: String
+    var bytes: Int64
+  }
+  private struct Manifest: Codable {
+    var fingerprint: String
+    var description: String
+    var shards: [String: ShardRecord]
+  }
+  private var shards: [String: ShardRecord] = [:]
+  private var description: String
+  private var index: [String: (shard: String, row: Int)] = [:]
+  private var open: [String: SafeTensorsFile] = [:]
+  private var verified: Set<String> = []
+  private var nextShard = 0
+  private let log: (String) -> Void
+
+  /// - Parameters:
+  ///   - root: the cache folder shared by runs; this cache uses `<root>/<fingerprint>`.
+  ///   - fingerprint: from `TeacherCache.fingerprint(…)`.
+  ///   - description: human-readable provenance stored in the manifest.
+  ///   - maxBytes: disk budget; past it, batches are computed live and a message says so once.
+  ///   - storage: dtype on disk (float32 reads back bit-exact; float16 halves the size).
+  ///   - log: where notices go (a corrupt shard dropped, the budget reached).
+  public init(
+    root: String, fingerprint: String, description: String = "", maxBytes: Int64 = 20 << 30, storage: DType = .float32,
+    log: @escaping (String) -> Void = { _ in }
+  ) throws {
+    guard storage.isFloatingPoint else { throw PyramidError("teacher cache storage must be a floating-point dtype, not \(storage)") }
+    self.directory = "\(root)/\(fingerprint)"
+    self.fingerprint = fingerprint
+    self.description = description
+    self.budgetBytes = maxBytes
+    self.storage = storage
+    self.log = log
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try loadManifest()
+  }
+
+  /// A fingerprint of everything that determines the stored features.
+  public static func fingerprint(teacher: CLIPModel, preprocessing: String, pyramid: PyramidConfig, storage: DType = .float32) throws -> String {
+    var hash = ContentHash()
+    hash.update("cmapkd-teacher-cache-v1|\(preprocessing)|\(storage)|")
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    hash.update(String(decoding: try encoder.encode(pyramid), as: UTF8.self))
+    for (name, tensor) in teacher.stateDict() {
+      hash.update("\(name)\(tensor.shape)\(tensor.dtype)")
+      let bytes = try tensor.bytes()
+      bytes.withUnsafeBytes { hash.update($0) }
+    }
+    return hash.hex
+  }
+
+  // MARK: Reading
+
+  /// The stored features of these samples, in this order, or nil if any is missing (then the
+  /// caller computes the batch live and stores it).
+  public func features(for keys: [String]) throws -> TeacherFeatures? {
+    var rows: [(file: SafeTensorsFile, row: Int)] = []
+    for key in keys {
+      guard let location = index[key], let file = try shardFile(location.shard) else {
+        misses += 1
+        return nil
+      }
+      rows.append((file, location.row))
+    }
+    var fields: [String: Tensor] = [:]
+    for name in rows[0].file.names {
+      let slices = try rows.map { try $0.file.tensor(name).select(dim: 0, index: $0.row) }
+      guard Set(slices.map(\.shape)).count == 1 else {  // e.g. texts padded to another length
+        misses += 1
+        return nil
+      }
+      fields[name] = try Tensor.stack(slices, dim: 0).to(.float32)
+    }
+    hits += 1
+    return try TeacherFeatures(named: fields)
+  }
+
+  /// The open shard, verifying its checksum on first use; nil (and dropped) if corrupt.
+  private func shardFile(_ name: String) throws -> SafeTensorsFile? {
+    if let file = open[name] { return file }
+    guard let record = shards[name] else { return nil }
+    let path = "\(directory)/\(name)"
+    do {
+      let file = try SafeTensorsFile(path: path)
+      if !verified.contains(name) {
+        let checksum = try TeacherCache.checksum(path)
+        guard checksum == record.checksum else {
+          throw PyramidError("checksum \(checksum) does not match the manifest's \(record.checksum)")
+        }
+        verified.insert(name)
+      }
+      open[name] = file
+      return file
+    } catch {
+      try drop(name, reason: "\(error)")
+      return nil
+    }
+  }
+
+  // MARK: Writing
+
+  /// Stores one batch's features under its sample keys (atomically), unless the disk budget
+  /// would be exceeded. Returns whether it was stored.
+  @discardableResult
+  public func store(_ features: TeacherFeatures, keys: [String]) throws -> Bool {
+    let named = features.named()
+    guard let batch = named.first?.1.size(0), batch == keys.count else {
+      throw PyramidError("teacher cache: \(keys.count) keys for a batch of \(named.first?.1.size(0) ?? 0)")
+    }
+    var tensors: [String: Tensor] = [:]
+    var size: Int64 = 0
+    for (name, t) in named {
+      let stored = try t.detach().to(.cpu, storage)
+      tensors[name] = stored
+      size += Int64(stored.count * storage.byteSize)
+    }
+    if bytesOnDisk + size > budgetBytes {
+      if !budgetReached {
+        log("teacher cache \(directory): the budget of \(TeacherCache.gigabytes(budgetBytes)) is reached; further batches are computed live (raise the cache budget or free space)")
+      }
+      budgetReached = true
+      return false
+    }
+    let keysJSON = String(decoding: try JSONEncoder().encode(keys), as: UTF8.self)
+    var name: String
+    repeat {
+      name = String(format: "shard-%06d.safetensors", nextShard)
+      nextShard += 1
+    } while shards[name] != nil || FileManager.default.fileExists(atPath: "\(directory)/\(name)")
+    let path = "\(directory)/\(name)"
+    try SafeTensors.save(tensors, to: path, metadata: ["keys": keysJSON, "fingerprint": fingerprint])
+    let bytes = try Int64((FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? size)
+    shards[name] = ShardRecord(checksum: try TeacherCache.checksum(path), bytes: bytes)
+    verified.insert(name)
+    for (row, key) in keys.enumerated() { index[key] = (name, row) }
+    try saveManifest()
+    return true
+  }
+
+  // MARK: Manifest
+
+  private var manifestPath: String { "\(directory)/manifest.json" }
+
+  private func loadManifest() throws {
+    guard FileManager.default.fileExists(atPath: manifestPath) else { return }
+    let manifest: Manifest
+    do {
+      manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+      guard manifest.fingerprint == fingerprint else {
+        throw PyramidError("it records fingerprint \(manifest.fingerprint), expected \(fingerprint)")
+      }
+    } catch {
+      log("teacher cache \(directory): manifest unreadable (\(error)); starting the cache afresh")
+      try clearShards()
+      return
+    }
+    for (name, record) in manifest.shards.sorted(by: { $0.key < $1.key }) {
+      shards[name] = record
+      do {
+        let file = try SafeTensorsFile(path: "\(directory)/\(name)")
+        guard let json = file.metadata["keys"], let keys = try? JSONDecoder().decode([String].self, from: Data(json.utf8)) else {
+          throw PyramidError("no sample keys in its metadata")
+        }
+        for (row, key) in keys.enumerated() { index[key] = (name, row) }
+      } catch {
+        try drop(name, reason: "\(error)")
+      }
+    }
+    nextShard = shards.count
+  }
+
+  private func saveManifest() throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let data = try encoder.encode(Manifest(fingerprint: fingerprint, description: description, shards: shards))
+    try data.write(to: URL(fileURLWithPath: manifestPath), options: .atomic)
+  }
+
+  /// Forgets a shard that failed to verify, deletes it and reports it.
+  private func drop(_ name: String, reason: String) throws {
+    log("teacher cache \(directory): dropping \(name) (\(reason)); its samples will be recomputed")
+    droppedShards.append(name)
+    shards[name] = nil
+    open[name] = nil
+    index = index.filter { $0.value.shard != name }
+    try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
+    try saveManifest()
+  }
+
+  private func clearShards() throws {
+    for file in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where file.hasPrefix("shard-") {
+      try? FileManager.default.removeItem(atPath: "\(directory)/\(file)")
+    }
+    shards = [:]
+    index = [:]
+    try saveManifest()
+  }
+
+  static func checksum(_ path: String) throws -> String {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+    var hash = ContentHash()
+    data.withUnsafeBytes { hash.update($0) }
+    return hash.hex
+  }
+
+  static func gigabytes(_ bytes: Int64) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
+}
