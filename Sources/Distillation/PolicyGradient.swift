@@ -1,0 +1,59 @@
+import Foundation
+import Torch
+
+/// A stochastic policy over level weights in [0, 1] and its REINFORCE estimator, for the
+/// ALSN's `policy` mode: state = the sample's features, action = continuous level weights,
+/// reward = held-out progress of the student minus λ · compute cost of the levels used.
+///
+/// Actions are a = sigmoid(z) with z ~ N(μ, σ²) per weight, μ the ALSN head's pre-sigmoid
+/// output. Then ∇_μ log π(a) = (z − μ) / σ² (the change of variables' Jacobian does not
+/// depend on μ), and the surrogate loss −(r − b)·log π(a) has the REINFORCE gradient, with
+/// b a running-mean baseline that lowers the variance without biasing it.
+public struct LogitNormalPolicy {
+  /// Exploration scale σ in logit space.
+  public var sigma: Double
+  /// Baseline: exponential moving average of rewards (nil until the first reward).
+  public private(set) var baseline: Double?
+  public var baselineMomentum: Double
+
+  public init(sigma: Double = 0.5, baselineMomentum: Double = 0.9) {
+    self.sigma = sigma
+    self.baselineMomentum = baselineMomentum
+  }
+
+  /// Samples actions for means μ [B, K]: returns the actions a ∈ (0, 1) and the logits z (both detached).
+  public func sample(mean: Tensor, generator: Generator? = nil) throws -> (actions: Tensor, logits: Tensor) {
+    let noise = try Tensor.randn(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator)
+    let z = try (mean.detach() + noise * sigma)
+    return (try z.sigmoid(), z)
+  }
+
+  /// log π(a) up to a constant independent of μ, per row: Σ_k −(z − μ)² / (2σ²) → [B].
+  public func logProbability(mean: Tensor, logits z: Tensor) throws -> Tensor {
+    try (z - mean).square().sum(dim: 1) * (-0.5 / (sigma * sigma))
+  }
+
+  /// The surrogate whose gradient w.r.t. μ is the REINFORCE estimate for reward `reward`
+  /// (one scalar for the batch), and updates the baseline.
+  public mutating func surrogateLoss(mean: Tensor, logits z: Tensor, reward: Double) throws -> Tensor {
+    let advantage = reward - (baseline ?? reward)
+    baseline = baseline.map { baselineMomentum * $0 + (1 - baselineMomentum) * reward } ?? reward
+    return try logProbability(mean: mean, logits: z).mean() * -advantage
+  }
+}
+
+/// Relative compute of the pyramid levels (spatial size of P2 : P3 : P4 : P5 at 4×, 2×, 1×
+/// the grid and a single vector), normalized to sum to 1; the policy's cost term uses it.
+public enum LevelCost {
+  public static func vision(gridCells: Int) -> [Double] {
+    let raw = [16.0 * Double(gridCells), 4.0 * Double(gridCells), Double(gridCells), 1]
+    let total = raw.reduce(0, +)
+    return raw.map { $0 / total }
+  }
+
+  /// Expected cost Σᵢ wᵢ cᵢ of weights w [B, 4] (batch mean).
+  public static func expected(_ weights: Tensor, costs: [Double]) throws -> Double {
+    let c = try Tensor(costs.map(Float.init), shape: [1, costs.count]).to(weights.device, weights.dtype)
+    return try (weights.detach() * c).sum(dim: 1).mean().item()
+  }
+}
