@@ -40,4 +40,3 @@ extension TextTokenizer {
     return TokenBatch(ids: ids, attentionMask: mask, count: texts.count, contextLength: contextLength)
   }
 }
-import CZlib
