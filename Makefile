@@ -3,15 +3,17 @@ SWIFT ?= swift
 BOOTSTRAP := scripts/bootstrap.sh
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test build release bootstrap bootstrap-reference fixtures bench format clean
+.PHONY: test build release bootstrap bootstrap-reference fixtures check-live bench bench-data format clean
 
 ## make test: the whole suite in debug, then again optimised, where Swift may release a
 ## temporary before a C call that uses its handle (what the lifetime tests guard). CI runs this.
+## --no-parallel: some tests check LibTorch's process-wide generator (seeded dropout against
+## PyTorch, reseeding), which tests running alongside would draw from.
 test: bootstrap
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build
+	$(SWIFT) test -c release --skip-build --no-parallel
 
 build: bootstrap
 	$(SWIFT) build
@@ -29,10 +31,24 @@ bootstrap-reference:
 fixtures: bootstrap-reference
 	@for script in scripts/fixtures/*.py; do echo "== $$script"; .venv/bin/python $$script || exit 1; done
 
+## make check-live: regenerate every fixture with the reference stack, then run the suite with
+## the live Python cross-checks enabled (saved models loaded back in transformers / open_clip)
+check-live: fixtures
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --no-parallel
+	git status --short -- Tests Sources/Tokenizers/Text
+
 ## make bench: Swift vs PyTorch eager, same machine, same thread count, alternated
 bench: bootstrap-reference
 	$(SWIFT) build -c release --product TorchBench
 	.venv/bin/python bench/run_bench.py --swift-binary "$$($(SWIFT) build -c release --show-bin-path)/TorchBench"
+
+## make bench-data: data pipeline (decode + CLIP preprocess + batch), Swift vs PIL + torchvision
+## DataLoader; then the scene benchmark's generator speed and bag-of-words R@1
+bench-data: bootstrap-reference
+	$(SWIFT) build -c release --product DataBench
+	.venv/bin/python bench/data/run_data_bench.py --swift-binary "$$($(SWIFT) build -c release --show-bin-path)/DataBench"
+	"$$($(SWIFT) build -c release --show-bin-path)/DataBench" scenes
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests bench Package.swift

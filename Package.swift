@@ -71,6 +71,7 @@ let package = Package(
     .target(name: "Models", dependencies: ["Torch", "TorchNN"]),
     .target(name: "Pyramid", dependencies: ["Torch", "TorchNN", "Models"]),
     .target(name: "Distillation", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid"]),
+    .executableTarget(name: "DataBench", dependencies: ["Data", "Tokenizers", "Torch"], path: "bench/data/DataBench"),
     .executableTarget(
       name: "TorchBench",
       dependencies: ["Torch", "TorchNN", "TorchOptim"],
@@ -82,7 +83,7 @@ let package = Package(
     .testTarget(name: "TorchNNTests", dependencies: ["Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "TorchOptimTests", dependencies: ["Torch", "TorchNN", "TorchOptim", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"]),
-    .testTarget(name: "DataTests", dependencies: ["Data", "Torch", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "DataTests", dependencies: ["Data", "Torch", "Tokenizers", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "PyramidTests", dependencies: ["Pyramid", "Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(

@@ -5,6 +5,7 @@ import Pyramid
 import TestSupport
 import Testing
 import Torch
+import TorchNN
 import TorchOptim
 
 final class Messages: @unchecked Sendable {
@@ -40,11 +41,23 @@ struct TinyDataset {
 
 @Suite("Teacher-feature cache")
 struct TeacherCacheTests {
-  /// Trains a student for two epochs, teacher features live or through `cache`; returns the losses.
-  func train(teacher: CLIPModel, cache: TeacherCache?) throws -> [Double] {
-    try Torch.manualSeed(5)
+  /// Initial student and head weights, shared by every run of a test (the global generator is
+  /// shared with tests running in parallel, so seeding it would not pin the initialisation).
+  func initialState(teacher: CLIPModel) throws -> (student: [String: Tensor], head: [String: Tensor]) {
     let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
     let head = try CMAPKDHead(student: student.config, teacher: teacher)
+    func copy(_ m: Module) throws -> [String: Tensor] {
+      Dictionary(uniqueKeysWithValues: try m.stateDict().map { ($0.0, try $0.1.detach().clone()) })
+    }
+    return (try copy(student), try copy(head))
+  }
+
+  /// Trains a student for two epochs, teacher features live or through `cache`; returns the losses.
+  func train(teacher: CLIPModel, from state: (student: [String: Tensor], head: [String: Tensor]), cache: TeacherCache?) throws -> [Double] {
+    let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
+    let head = try CMAPKDHead(student: student.config, teacher: teacher)
+    try student.loadStateDict(state.student)
+    try head.loadStateDict(state.head)
     let method = CMAPKD(CMAPKDConfig())
     let optimizer = try AdamW(student.parameters() + head.pyramid.parameters() + head.bridge.parameters(), learningRate: 1e-3)
     let data = try TinyDataset()
@@ -82,15 +95,16 @@ struct TeacherCacheTests {
     let t = try teacher()
     let root = try cacheRoot()
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let live = try train(teacher: t, cache: nil)
+    let start = try initialState(teacher: t)
+    let live = try train(teacher: t, from: start, cache: nil)
     let fingerprint = try TeacherCache.fingerprint(teacher: t, preprocessing: "test", pyramid: PyramidConfig())
     let cache = try TeacherCache(root: root, fingerprint: fingerprint)
-    let cached = try train(teacher: t, cache: cache)
+    let cached = try train(teacher: t, from: start, cache: cache)
     #expect(cached == live)
     #expect(cache.hits == 2 && cache.misses == 2)  // epoch 2 reads every sample back, in new batches
     // A later run (a new cache object) reuses everything.
     let again = try TeacherCache(root: root, fingerprint: fingerprint)
-    #expect(try train(teacher: t, cache: again) == live)
+    #expect(try train(teacher: t, from: start, cache: again) == live)
     #expect(again.hits == 4 && again.misses == 0)
   }
 

@@ -1,0 +1,41 @@
+/// What an epoch contains, as pure functions of (seed, epoch, sample): the order, each
+/// sample's caption and augmentation key. Nothing depends on which thread builds a batch
+/// or on the batches before it, which is what makes resumption exact.
+struct EpochPlan: Sendable {
+  let epoch: Int
+  let order: [Int]
+  let config: LoaderConfig
+
+  init(epoch: Int, count: Int, config: LoaderConfig) {
+    self.epoch = epoch
+    self.config = config
+    var order = Array(0..<count)
+    if config.shuffle {
+      var random = SeededRandom(config.seed, 0x5EED, UInt64(epoch))
+      random.shuffle(&order)
+    }
+    self.order = order
+  }
+
+  var batchCount: Int {
+    config.dropLast ? order.count / config.batchSize : (order.count + config.batchSize - 1) / config.batchSize
+  }
+
+  /// Dataset indices of batch `k`.
+  func indices(ofBatch k: Int) -> ArraySlice<Int> {
+    let start = k * config.batchSize
+    return order[start..<min(start + config.batchSize, order.count)]
+  }
+
+  func captionIndex(sample index: Int, captionCount: Int) -> Int {
+    guard config.captionChoice == .random, captionCount > 1 else { return 0 }
+    var random = SeededRandom(config.seed, 0xCA9, UInt64(epoch), UInt64(index))
+    return random.int(below: captionCount)
+  }
+
+  /// Keyed on the sample's stable id (not its index), so the key survives reordering.
+  func augmentationKey(sampleKey: UInt64) -> UInt64 {
+    let view = config.augmentationVariants.map { epoch % $0 } ?? epoch
+    return StableHash.combine(config.seed, 0xA06, sampleKey, UInt64(view))
+  }
+}

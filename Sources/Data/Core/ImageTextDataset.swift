@@ -1,0 +1,21 @@
+/// A collection of images with captions, whatever it is stored in.
+///
+/// Every loader (Karpathy JSON, CSV/TSV, caption folders, tar shards) and the generated
+/// scenes conform; the batch loader needs nothing else.
+public protocol ImageTextDataset: Sendable {
+  /// Names the dataset in messages, e.g. `dataset_coco.json (test)`.
+  var name: String { get }
+  var count: Int { get }
+  /// An identifier that stays the same across runs, shuffles and machines (a path relative
+  /// to the dataset root, a shard key, a generated index). Feature caches key on it.
+  func sampleId(at index: Int) -> String
+  /// The sample's captions; never empty.
+  func captions(at index: Int) -> [String]
+  /// Decodes (or renders) the image. Throws `DataError` naming the file.
+  func loadImage(at index: Int) throws -> RGBImage
+}
+
+extension ImageTextDataset {
+  /// A 64-bit key of `sampleId(at:)`, for tensors and file names.
+  public func sampleKey(at index: Int) -> UInt64 { StableHash.string(sampleId(at: index)) }
+}

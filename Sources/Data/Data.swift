@@ -1,4 +1,0 @@
-import CArchive
-import CPNG
-import CTurboJPEG
-import Torch

@@ -1,0 +1,103 @@
+import CArchive
+import Foundation
+
+/// Reads WebDataset-style tar shards as img2dataset writes them: members `KEY.jpg` (or
+/// `.jpeg`, `.png`) and `KEY.txt` make one sample; `KEY.json` and other members are ignored.
+/// The key is the member path up to the first dot of its file name, as WebDataset defines it.
+///
+/// Shards are read with libarchive (plain or compressed tar); image bytes are kept encoded in
+/// memory and decoded on the loader's workers, so a dataset must fit in memory as JPEG.
+///
+/// ```swift
+/// let data = try TarShards.load(["shards/00000.tar", "shards/00001.tar"])
+/// ```
+public enum TarShards {
+  public static func load(_ shards: [String], policy: ErrorPolicy = .fail) throws -> RecordDataset {
+    let log = SkipLog()
+    var records: [ImageTextRecord] = []
+    for shard in shards {
+      records += try read(shard, policy: policy, log: log)
+    }
+    let name = shards.count == 1 ? shards[0] : "\(shards.count) shards (\(shards.first ?? "") …)"
+    return try RecordDataset(name: name, records: records, loadSkips: log.snapshot, emptyReason: "no image–caption pairs")
+  }
+
+  /// The samples of one shard, in member order.
+  static func read(_ shard: String, policy: ErrorPolicy, log: SkipLog) throws -> [ImageTextRecord] {
+    let shardName = (shard as NSString).lastPathComponent
+    var images: [String: (name: String, bytes: [UInt8])] = [:]
+    var texts: [String: (name: String, bytes: [UInt8])] = [:]
+    var order: [String] = []
+    do {
+      try forEachMember(shard) { name, bytes in
+        let directory = (name as NSString).deletingLastPathComponent
+        let file = (name as NSString).lastPathComponent
+        guard let dot = file.firstIndex(of: ".") else { return }
+        let key = directory.isEmpty ? String(file[..<dot]) : "\(directory)/\(file[..<dot])"
+        let ext = file[file.index(after: dot)...].lowercased()
+        if images[key] == nil && texts[key] == nil { order.append(key) }
+        if LoaderSupport.imageExtensions.contains(ext) {
+          images[key] = ("\(shard)/\(name)", bytes)
+        } else if ext == "txt" {
+          texts[key] = ("\(shard)/\(name)", bytes)
+        }
+      }
+    } catch let error as DataError where policy == .skip {
+      // A damaged shard keeps the samples read before the damage; the damage counts once.
+      log.record(error)
+    }
+    var records: [ImageTextRecord] = []
+    for key in order {
+      let record = try policy.handle(log) { () throws -> ImageTextRecord? in
+        switch (images[key], texts[key]) {
+        case (nil, nil): return nil
+        case (nil, _): throw DataError(.missingImage, file: shard, key: key, "caption without an image (\(key).jpg/.png)")
+        case (_, nil): throw DataError(.missingCaption, file: shard, key: key, "image without a caption (\(key).txt)")
+        case (let image?, let text?):
+          guard let content = String(validating: text.bytes, as: UTF8.self) else {
+            throw DataError(.malformedCaption, file: text.name, "not valid UTF-8 text")
+          }
+          let captions = content.split(separator: "\n").compactMap { LoaderSupport.cleanCaption(String($0)) }
+          guard !captions.isEmpty else { throw DataError(.missingCaption, file: text.name, "caption is empty") }
+          return ImageTextRecord(
+            id: "\(shardName)/\(key)", captions: captions, image: .encoded(name: image.name, bytes: image.bytes))
+        }
+      }
+      if let record = record ?? nil { records.append(record) }
+    }
+    return records
+  }
+
+  /// Calls `body` with each regular member's path and bytes.
+  static func forEachMember(_ shard: String, _ body: (String, [UInt8]) throws -> Void) throws {
+    guard LoaderSupport.fileExists(shard) else { throw DataError(.unreadableFile, file: shard, "no such file") }
+    guard let archive = archive_read_new() else { throw DataError(.unreadableFile, file: shard, "libarchive: out of memory") }
+    defer { archive_read_free(archive) }
+    archive_read_support_filter_all(archive)
+    archive_read_support_format_tar(archive)
+    func failure(_ what: String) -> DataError {
+      let detail = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
+      return DataError(.unreadableFile, file: shard, "\(what): \(detail)")
+    }
+    guard archive_read_open_filename(archive, shard, 1 << 16) == ARCHIVE_OK else { throw failure("not a readable tar file") }
+    var entry: OpaquePointer? = nil
+    var index = 0
+    while true {
+      let status = archive_read_next_header(archive, &entry)
+      if status == ARCHIVE_EOF { return }
+      guard status >= ARCHIVE_WARN, let entry else { throw failure("member \(index) is damaged") }
+      let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? "member \(index)"
+      index += 1
+      guard archive_entry_filetype(entry) == archiveRegularFile else { continue }
+      let size = Int(max(0, archive_entry_size(entry)))
+      var bytes = [UInt8](repeating: 0, count: size)
+      var filled = 0
+      while filled < size {
+        let n = bytes.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress! + filled, size - filled) }
+        guard n > 0 else { throw failure("\(name) is truncated") }
+        filled += n
+      }
+      try body(name, bytes)
+    }
+  }
+}
