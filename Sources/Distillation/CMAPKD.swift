@@ -24,13 +24,13 @@ public struct LossWeights: Codable, Equatable, Sendable {
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     let d = LossWeights()
-    intraVision = try c.decodeIfPresent(Double.self, forKey: .intraVision) ?? d.intraVision
-    intraLanguage = try c.decodeIfPresent(Double.self, forKey: .intraLanguage) ?? d.intraLanguage
-    align = try c.decodeIfPresent(Double.self, forKey: .align) ?? d.align
-    pyramid = try c.decodeIfPresent(Double.self, forKey: .pyramid) ?? d.pyramid
-    relation = try c.decodeIfPresent(Double.self, forKey: .relation) ?? d.relation
-    layerRelation = try c.decodeIfPresent(Double.self, forKey: .layerRelation) ?? d.layerRelation
-    task = try c.decodeIfPresent(Double.self, forKey: .task) ?? d.task
+    intraVision = try c.decode(.intraVision, default: d.intraVision)
+    intraLanguage = try c.decode(.intraLanguage, default: d.intraLanguage)
+    align = try c.decode(.align, default: d.align)
+    pyramid = try c.decode(.pyramid, default: d.pyramid)
+    relation = try c.decode(.relation, default: d.relation)
+    layerRelation = try c.decode(.layerRelation, default: d.layerRelation)
+    task = try c.decode(.task, default: d.task)
   }
 }
 
@@ -59,10 +59,10 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
 
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    pyramid = try c.decodeIfPresent(PyramidConfig.self, forKey: .pyramid) ?? PyramidConfig()
-    lambdas = try c.decodeIfPresent(LossWeights.self, forKey: .lambdas) ?? LossWeights()
-    temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? 0.07
-    selection = try c.decodeIfPresent(SelectionMode.self, forKey: .selection) ?? .uniform
+    pyramid = try c.decode(.pyramid, default: PyramidConfig())
+    lambdas = try c.decode(.lambdas, default: LossWeights())
+    temperature = try c.decode(.temperature, default: 0.07)
+    selection = try c.decode(.selection, default: .uniform)
     manualVision = try c.decodeIfPresent([Double].self, forKey: .manualVision)
     manualLanguage = try c.decodeIfPresent([Double].self, forKey: .manualLanguage)
     manualCoupling = try c.decodeIfPresent([Double].self, forKey: .manualCoupling)

@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 import TorchNN
 
 // Configs decode Hugging Face `config.json` files: CodingKeys are HF's names, and every field
@@ -50,17 +51,16 @@ public struct CLIPVisionConfig: Codable, Equatable, Sendable {
 
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
-    hiddenSize = try value(.hiddenSize, hiddenSize)
-    intermediateSize = try value(.intermediateSize, intermediateSize)
-    projectionDim = try value(.projectionDim, projectionDim)
-    numHiddenLayers = try value(.numHiddenLayers, numHiddenLayers)
-    numAttentionHeads = try value(.numAttentionHeads, numAttentionHeads)
-    numChannels = try value(.numChannels, numChannels)
-    imageSize = try value(.imageSize, imageSize)
-    patchSize = try value(.patchSize, patchSize)
-    hiddenAct = try value(.hiddenAct, hiddenAct)
-    layerNormEps = try value(.layerNormEps, layerNormEps)
+    hiddenSize = try c.decode(.hiddenSize, default: hiddenSize)
+    intermediateSize = try c.decode(.intermediateSize, default: intermediateSize)
+    projectionDim = try c.decode(.projectionDim, default: projectionDim)
+    numHiddenLayers = try c.decode(.numHiddenLayers, default: numHiddenLayers)
+    numAttentionHeads = try c.decode(.numAttentionHeads, default: numAttentionHeads)
+    numChannels = try c.decode(.numChannels, default: numChannels)
+    imageSize = try c.decode(.imageSize, default: imageSize)
+    patchSize = try c.decode(.patchSize, default: patchSize)
+    hiddenAct = try c.decode(.hiddenAct, default: hiddenAct)
+    layerNormEps = try c.decode(.layerNormEps, default: layerNormEps)
   }
 
   /// Patches per side at the configured image size.
@@ -109,19 +109,18 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
 
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
-    vocabSize = try value(.vocabSize, vocabSize)
-    hiddenSize = try value(.hiddenSize, hiddenSize)
-    intermediateSize = try value(.intermediateSize, intermediateSize)
-    projectionDim = try value(.projectionDim, projectionDim)
-    numHiddenLayers = try value(.numHiddenLayers, numHiddenLayers)
-    numAttentionHeads = try value(.numAttentionHeads, numAttentionHeads)
-    maxPositionEmbeddings = try value(.maxPositionEmbeddings, maxPositionEmbeddings)
-    hiddenAct = try value(.hiddenAct, hiddenAct)
-    layerNormEps = try value(.layerNormEps, layerNormEps)
-    padTokenId = try value(.padTokenId, padTokenId)
-    bosTokenId = try value(.bosTokenId, bosTokenId)
-    eosTokenId = try value(.eosTokenId, eosTokenId)
+    vocabSize = try c.decode(.vocabSize, default: vocabSize)
+    hiddenSize = try c.decode(.hiddenSize, default: hiddenSize)
+    intermediateSize = try c.decode(.intermediateSize, default: intermediateSize)
+    projectionDim = try c.decode(.projectionDim, default: projectionDim)
+    numHiddenLayers = try c.decode(.numHiddenLayers, default: numHiddenLayers)
+    numAttentionHeads = try c.decode(.numAttentionHeads, default: numAttentionHeads)
+    maxPositionEmbeddings = try c.decode(.maxPositionEmbeddings, default: maxPositionEmbeddings)
+    hiddenAct = try c.decode(.hiddenAct, default: hiddenAct)
+    layerNormEps = try c.decode(.layerNormEps, default: layerNormEps)
+    padTokenId = try c.decode(.padTokenId, default: padTokenId)
+    bosTokenId = try c.decode(.bosTokenId, default: bosTokenId)
+    eosTokenId = try c.decode(.eosTokenId, default: eosTokenId)
   }
 
   /// Hugging Face's rule: `eos_token_id == 2` is the legacy value meaning "argmax of ids".
@@ -160,8 +159,8 @@ public struct CLIPConfig: Codable, Equatable, Sendable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     textConfig = try c.decodeIfPresent(CLIPTextConfig.self, forKey: .textConfig) ?? defaults(CLIPTextConfig.self)
     visionConfig = try c.decodeIfPresent(CLIPVisionConfig.self, forKey: .visionConfig) ?? defaults(CLIPVisionConfig.self)
-    projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim) ?? projectionDim
-    logitScaleInitValue = try c.decodeIfPresent(Double.self, forKey: .logitScaleInitValue) ?? logitScaleInitValue
+    projectionDim = try c.decode(.projectionDim, default: projectionDim)
+    logitScaleInitValue = try c.decode(.logitScaleInitValue, default: logitScaleInitValue)
     textPooling = try c.decodeIfPresent(TextPooling.self, forKey: .textPooling)
     textConfig.projectionDim = projectionDim
     visionConfig.projectionDim = projectionDim
@@ -214,19 +213,18 @@ public struct BertConfig: Codable, Equatable, Sendable {
 
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
-    vocabSize = try value(.vocabSize, vocabSize)
-    hiddenSize = try value(.hiddenSize, hiddenSize)
-    numHiddenLayers = try value(.numHiddenLayers, numHiddenLayers)
-    numAttentionHeads = try value(.numAttentionHeads, numAttentionHeads)
-    intermediateSize = try value(.intermediateSize, intermediateSize)
-    hiddenAct = try value(.hiddenAct, hiddenAct)
-    hiddenDropoutProb = try value(.hiddenDropoutProb, hiddenDropoutProb)
-    attentionProbsDropoutProb = try value(.attentionProbsDropoutProb, attentionProbsDropoutProb)
-    maxPositionEmbeddings = try value(.maxPositionEmbeddings, maxPositionEmbeddings)
-    typeVocabSize = try value(.typeVocabSize, typeVocabSize)
-    layerNormEps = try value(.layerNormEps, layerNormEps)
-    padTokenId = try value(.padTokenId, padTokenId)
+    vocabSize = try c.decode(.vocabSize, default: vocabSize)
+    hiddenSize = try c.decode(.hiddenSize, default: hiddenSize)
+    numHiddenLayers = try c.decode(.numHiddenLayers, default: numHiddenLayers)
+    numAttentionHeads = try c.decode(.numAttentionHeads, default: numAttentionHeads)
+    intermediateSize = try c.decode(.intermediateSize, default: intermediateSize)
+    hiddenAct = try c.decode(.hiddenAct, default: hiddenAct)
+    hiddenDropoutProb = try c.decode(.hiddenDropoutProb, default: hiddenDropoutProb)
+    attentionProbsDropoutProb = try c.decode(.attentionProbsDropoutProb, default: attentionProbsDropoutProb)
+    maxPositionEmbeddings = try c.decode(.maxPositionEmbeddings, default: maxPositionEmbeddings)
+    typeVocabSize = try c.decode(.typeVocabSize, default: typeVocabSize)
+    layerNormEps = try c.decode(.layerNormEps, default: layerNormEps)
+    padTokenId = try c.decode(.padTokenId, default: padTokenId)
   }
 }
 

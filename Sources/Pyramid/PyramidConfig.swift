@@ -1,3 +1,4 @@
+import Torch
 /// Which layers feed which pyramid level, and the shape choices of the levels.
 ///
 /// Depth is split into quarters by default: with L layers the taps are after layers
@@ -31,9 +32,9 @@ public struct PyramidConfig: Codable, Equatable, Sendable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     visionTaps = try c.decodeIfPresent([Int].self, forKey: .visionTaps)
     languageTaps = try c.decodeIfPresent([Int].self, forKey: .languageTaps)
-    phraseWindow = try c.decodeIfPresent(Int.self, forKey: .phraseWindow) ?? 3
-    p2Scale = try c.decodeIfPresent(Int.self, forKey: .p2Scale) ?? 4
-    p3Scale = try c.decodeIfPresent(Int.self, forKey: .p3Scale) ?? 2
+    phraseWindow = try c.decode(.phraseWindow, default: 3)
+    p2Scale = try c.decode(.p2Scale, default: 4)
+    p3Scale = try c.decode(.p3Scale, default: 2)
   }
 
   /// Quarter-depth taps for a tower of `depth` layers.
