@@ -48,6 +48,15 @@ let package = Package(
     .library(name: "Models", targets: ["Models"]),
     .library(name: "Pyramid", targets: ["Pyramid"]),
     .library(name: "Distillation", targets: ["Distillation"]),
+    .library(name: "Evaluation", targets: ["Evaluation"]),
+    .library(name: "Reports", targets: ["Reports"]),
+    .library(name: "Experiments", targets: ["Experiments"]),
+    .executable(name: "cmapkd", targets: ["cmapkd"]),
+  ],
+  dependencies: [
+    // From the machine's local package mirror.
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     .target(
@@ -71,6 +80,19 @@ let package = Package(
     .target(name: "Models", dependencies: ["Torch", "TorchNN"]),
     .target(name: "Pyramid", dependencies: ["Torch", "TorchNN", "Models"]),
     .target(name: "Distillation", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid"]),
+    .target(name: "Evaluation", dependencies: ["Torch", "TorchNN", "Models", "Data", "Tokenizers"]),
+    .target(name: "Reports", dependencies: []),
+    .target(
+      name: "Experiments",
+      dependencies: [
+        "Torch", "TorchNN", "TorchOptim", "Tokenizers", "Data", "Models", "Pyramid", "Distillation", "Evaluation", "Reports",
+        .product(name: "Yams", package: "Yams"),
+      ]),
+    .executableTarget(
+      name: "cmapkd", dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    .executableTarget(
+      name: "DistillBench", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid", "Distillation"],
+      path: "bench/DistillBench"),
     .executableTarget(name: "DataBench", dependencies: ["Data", "Tokenizers", "Torch"], path: "bench/data/DataBench"),
     .executableTarget(
       name: "TorchBench",
@@ -89,6 +111,12 @@ let package = Package(
     .testTarget(
       name: "DistillationTests", dependencies: ["Distillation", "Pyramid", "Models", "Torch", "TorchNN", "TorchOptim", "TestSupport"],
       exclude: ["Fixtures"]),
+    .testTarget(
+      name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Data", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
+    .testTarget(
+      name: "ExperimentsTests",
+      dependencies: ["Experiments", "Distillation", "Models", "Data", "Torch", "TorchNN", "TorchOptim", "Reports", "Evaluation", "TestSupport"]),
   ],
   cxxLanguageStandard: .cxx17
 )

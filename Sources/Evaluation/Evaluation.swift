@@ -1,0 +1,1 @@
+// Retrieval, zero-shot and efficiency evaluation.

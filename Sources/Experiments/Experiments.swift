@@ -1,0 +1,1 @@
+// Experiment configs, the training runner and checkpoints.

@@ -1,0 +1,1 @@
+// Metrics logs, TensorBoard event files, plots and report tables.
