@@ -111,7 +111,7 @@ import Testing
       #"{"format": "webdataset", "shards": ["\#(folder.path)/{00000..00001}.tar"]}"#,
       #"{"format": "folder", "path": "\#(folder.path)/pics"}"#,
       #"{"format": "delimited", "path": "\#(folder.path)/pairs.tsv"}"#,
-      #"{"format": "scenes", "splits": ["val"], "scenes": {"val": {"count": 8, "minObjects": 2, "contrastSetSize": 4}}}"#,
+      #"{"format": "scenes", "splits": ["val"], "scenes": {"val": {"count": 8, "min_objects": 2, "contrast_set_size": 4}}}"#,
     ]
     let counts = try configs.map { try JSONDecoder().decode(DatasetConfig.self, from: Data($0.utf8)).load().count }
     #expect(counts == [2, 1, 1, 8])

@@ -6,6 +6,10 @@
 /// config.numWorkers = 4
 /// ```
 public struct LoaderConfig: Codable, Sendable, Equatable {
+  enum CodingKeys: String, CodingKey {
+    case shuffle, seed, training, batchSize = "batch_size", numWorkers = "num_workers", prefetchBatches = "prefetch_batches", dropLast = "drop_last", captionChoice = "caption_choice", augmentationVariants = "augmentation_variants", errorPolicy = "error_policy"
+  }
+
   public enum CaptionChoice: String, Codable, Sendable {
     /// A different caption per epoch, drawn from the seed (training on all captions).
     case random

@@ -5,11 +5,15 @@ import Foundation
 /// ```yaml
 /// format: karpathy            # scenes | karpathy | delimited | folder | webdataset
 /// path: coco/dataset_coco.json
-/// imageRoot: coco/images
+/// image_root: coco/images
 /// splits: [train, restval]
-/// errorPolicy: skip
+/// error_policy: skip
 /// ```
 public struct DatasetConfig: Codable, Sendable, Equatable {
+  enum CodingKeys: String, CodingKey {
+    case format, path, splits, shards, scenes, delimited, imageRoot = "image_root", errorPolicy = "error_policy"
+  }
+
   public enum Format: String, Codable, Sendable {
     /// The generated benchmark: `scenes` and `splits` (one of train/val/test).
     case scenes

@@ -2,6 +2,10 @@ import Foundation
 
 /// How a CSV/TSV caption file is laid out.
 public struct DelimitedOptions: Codable, Sendable, Equatable {
+  enum CodingKeys: String, CodingKey {
+    case delimiter, hasHeader = "has_header", pathColumn = "path_column", captionColumn = "caption_column"
+  }
+
   /// The field separator; nil: tab for `.tsv`/`.tab` files, comma otherwise.
   public var delimiter: String? = nil
   /// Whether the first row names the columns; nil: detected (a row with a known column

@@ -5,6 +5,10 @@ import Foundation
 /// Every random choice comes from the sample's augmentation key, so a key names one view
 /// exactly: a teacher-feature cache that stores features per (sample id, key) can trust them.
 public struct AugmentationConfig: Codable, Sendable, Equatable {
+  enum CodingKeys: String, CodingKey {
+    case scale, ratio, randomResizedCrop = "random_resized_crop", horizontalFlip = "horizontal_flip"
+  }
+
   /// Off: training images get the evaluation preprocessing.
   public var randomResizedCrop: Bool = true
   /// Range of the crop's area as a fraction of the image. open_clip's (0.9, 1) rather than

@@ -6,6 +6,10 @@ import Torch
 ///
 /// Defaults are OpenAI CLIP's (`Resize(224, bicubic)`, `CenterCrop(224)`, CLIP mean/std).
 public struct PreprocessConfig: Codable, Sendable, Equatable {
+  enum CodingKeys: String, CodingKey {
+    case filter, mean, std, augmentation, imageSize = "image_size", resizeSize = "resize_size"
+  }
+
   /// Side of the square the model sees.
   public var imageSize: Int = 224
   /// Shorter side after resizing, before the centre crop (nil: `imageSize`).

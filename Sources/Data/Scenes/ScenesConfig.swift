@@ -15,6 +15,10 @@ public enum SceneSplit: String, Codable, Sendable, CaseIterable {
 
 /// One split's size and make-up.
 public struct SceneSplitConfig: Codable, Sendable, Equatable {
+  enum CodingKeys: String, CodingKey {
+    case count, minObjects = "min_objects", maxObjects = "max_objects", contrastSetSize = "contrast_set_size", hardNegatives = "hard_negatives"
+  }
+
   public var count: Int
   public var minObjects: Int
   public var maxObjects: Int
@@ -55,6 +59,10 @@ public struct SceneSplitConfig: Codable, Sendable, Equatable {
 /// let test = try ScenesDataset(config, split: .test)
 /// ```
 public struct ScenesConfig: Codable, Sendable, Equatable {
+  enum CodingKeys: String, CodingKey {
+    case seed, train, val, test, imageSize = "image_size", captionsPerImage = "captions_per_image", zeroShotCount = "zero_shot_count"
+  }
+
   public var seed: UInt64 = 0
   /// Side of the square images, in pixels.
   public var imageSize: Int = 64
