@@ -112,7 +112,7 @@ let package = Package(
       name: "DistillationTests", dependencies: ["Distillation", "Pyramid", "Models", "Torch", "TorchNN", "TorchOptim", "TestSupport"],
       exclude: ["Fixtures"]),
     .testTarget(
-      name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Data", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+      name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Data", "Tokenizers", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
     .testTarget(
       name: "ExperimentsTests",

@@ -42,6 +42,16 @@ public struct ProgressiveSchedule: Codable, Equatable, Sendable {
     self.progressive = progressive
   }
 
+  public init(from decoder: Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let d = ProgressiveSchedule()
+    coarseEpochs = try c.decode(.coarseEpochs, default: d.coarseEpochs)
+    mediumEpochs = try c.decode(.mediumEpochs, default: d.mediumEpochs)
+    fineEpochs = try c.decode(.fineEpochs, default: d.fineEpochs)
+    refinementEpochs = try c.decode(.refinementEpochs, default: d.refinementEpochs)
+    progressive = try c.decode(.progressive, default: d.progressive)
+  }
+
   public var totalEpochs: Int { coarseEpochs + mediumEpochs + fineEpochs + refinementEpochs }
 
   /// The stage of a (0-based) epoch; past the end the last stage continues.

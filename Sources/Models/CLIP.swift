@@ -54,3 +54,48 @@ public final class CLIPModel: Module {
     return (perImage, try perImage.transpose(0, 1))
   }
 }
+
+extension CLIPModel {
+  /// Re-initialises every weight the way CLIP is initialised for training from scratch
+  /// (Hugging Face `CLIPPreTrainedModel._init_weights`, `initializer_factor` 1): embeddings and
+  /// positions N(0, 0.02), class token N(0, D^-½), attention and MLP projections scaled by depth,
+  /// joint-space projections N(0, D^-½), biases 0, norms 1/0.
+  ///
+  /// PyTorch's per-layer defaults (N(0, 1) embeddings, uniform ±1/√in linears) make the class
+  /// token and positions dwarf the input-dependent part of the residual stream: every image then
+  /// starts with nearly the same embedding and contrastive training sits on the ln(B) plateau.
+  public func initializeForTraining(generator: Generator? = nil) throws {
+    func fill(_ t: Tensor, std: Double) throws { try Torch.noGrad { try t.copy(from: Init.normal(t.shape, std: std, generator: generator)) } }
+    func zero(_ t: Tensor?) throws { if let t { try Torch.noGrad { try t.copy(from: Tensor.zeros(t.shape)) } } }
+    func encoder(_ encoder: CLIPEncoder, width: Int) throws {
+      let d = Double(width)
+      let layers = Double(encoder.layers.count)
+      let inStd = pow(d, -0.5) * pow(2 * layers, -0.5)
+      for layer in encoder.layers {
+        let attention = layer.selfAttn
+        for projection in [attention.qProj, attention.kProj, attention.vProj] {
+          try fill(projection.weight, std: inStd)
+          try zero(projection.bias)
+        }
+        try fill(attention.outProj.weight, std: pow(d, -0.5))
+        try zero(attention.outProj.bias)
+        try fill(layer.mlp.fc1.weight, std: pow(2 * d, -0.5))
+        try zero(layer.mlp.fc1.bias)
+        try fill(layer.mlp.fc2.weight, std: inStd)
+        try zero(layer.mlp.fc2.bias)
+      }
+    }
+    let text = textModel.embeddings
+    try fill(text.tokenEmbedding.weight, std: 0.02)
+    try fill(text.positionEmbedding.weight, std: 0.02)
+    let vision = visionModel.embeddings
+    let dv = visionModel.config.hiddenSize
+    try fill(vision.classEmbedding, std: pow(Double(dv), -0.5))
+    try fill(vision.patchEmbedding.weight, std: 0.02)
+    try fill(vision.positionEmbedding.weight, std: 0.02)
+    try encoder(textModel.encoder, width: textModel.config.hiddenSize)
+    try encoder(visionModel.encoder, width: dv)
+    try fill(visualProjection.weight, std: pow(Double(dv), -0.5))
+    try fill(textProjection.weight, std: pow(Double(textModel.config.hiddenSize), -0.5))
+  }
+}

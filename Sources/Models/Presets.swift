@@ -6,15 +6,16 @@ public enum Presets {
   public static let tiny = clip(
     vision: (width: 64, layers: 2, heads: 4, patch: 8, image: 32), text: (width: 64, layers: 2, heads: 4, context: 77), projection: 32)
 
-  /// Teacher for the embedded captioned-scenes benchmark (64×64 images, short captions).
+  /// Teacher for the embedded captioned-scenes benchmark (64×64 images, 16×16 patches, captions
+  /// up to 32 tokens): sized so that `make demo` trains it in minutes on two CPU cores.
   public static let sceneTeacher = clip(
-    vision: (width: 256, layers: 6, heads: 8, patch: 8, image: 64), text: (width: 256, layers: 6, heads: 8, context: 32),
-    projection: 256)
+    vision: (width: 128, layers: 4, heads: 4, patch: 16, image: 64), text: (width: 128, layers: 4, heads: 4, context: 32),
+    projection: 128)
 
-  /// Student for the embedded benchmark: about a quarter of the teacher's width and fewer layers.
+  /// Student for the embedded benchmark: half the teacher's width, fewer layers.
   public static let sceneStudent = clip(
-    vision: (width: 128, layers: 4, heads: 4, patch: 8, image: 64), text: (width: 128, layers: 4, heads: 4, context: 32),
-    projection: 256)
+    vision: (width: 64, layers: 3, heads: 2, patch: 16, image: 64), text: (width: 64, layers: 3, heads: 2, context: 32),
+    projection: 128)
 
   /// OpenAI CLIP ViT-B/32.
   public static let vitB32 = clip(

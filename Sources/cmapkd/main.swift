@@ -1,1 +1,219 @@
 import ArgumentParser
+import Experiments
+import Foundation
+
+/// The `cmapkd` command: every subcommand reads YAML configs (`--config`, repeatable, later
+/// files win) with `--set key.path=value` overrides.
+///
+/// Exit codes: 0 success, 1 failure while running, 2 bad usage (unknown option, bad config).
+@main
+struct CMAPKDCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "cmapkd",
+    abstract: "Cross-Modal Adaptive Pyramid Knowledge Distillation for CLIP-style models.",
+    discussion: """
+      Examples:
+        cmapkd demo                                   # the whole comparison on the embedded benchmark
+        cmapkd demo --quick                           # a 3-minute smoke test
+        cmapkd train-teacher --config configs/demo.yaml
+        cmapkd distill --config configs/demo.yaml --method kd --set teacher.checkpoint=runs/demo/teacher
+        cmapkd eval runs/demo/cmapkd
+        cmapkd report runs/demo/teacher runs/demo/cmapkd runs/demo/kd --out runs/demo
+      """,
+    subcommands: [
+      DataCommand.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Report.self, Demo.self, Bench.self,
+    ])
+
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      let code = exitCode(for: error)
+      if code == .success { exit(withError: error) }  // --help, --version
+      if code == .validationFailure {  // unknown option, missing argument, failed validate()
+        FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(2)
+      }
+      if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }
+      FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+      // A bad config (missing file, unknown key, wrong type, unknown method) is bad usage.
+      Foundation.exit(error is ConfigError ? 2 : 1)
+    }
+  }
+}
+
+/// `--config` and `--set`, shared by every command that reads a config.
+struct ConfigOptions: ParsableArguments {
+  @Option(name: .long, help: "A YAML config; repeat to layer several (later files win).")
+  var config: [String] = []
+
+  @Option(name: .customLong("set"), help: "Override one key, e.g. --set train.steps=100 (repeatable).")
+  var overrides: [String] = []
+
+  func load(defaults: [String] = []) throws -> ExperimentConfig {
+    try ConfigLoader.load(ExperimentConfig.self, files: config.isEmpty ? defaults : config, overrides: overrides)
+  }
+}
+
+struct DataCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "data", abstract: "Generate or inspect datasets.",
+    discussion: """
+      Examples:
+        cmapkd data inspect --config configs/demo.yaml
+        cmapkd data generate --config configs/demo.yaml --split test --out data/scenes-test
+      """,
+    subcommands: [Inspect.self, Generate.self])
+
+  struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print split sizes, sample captions and the bag-of-words retrieval baseline.")
+    @OptionGroup var options: ConfigOptions
+    func run() throws { try DataTools.inspect(try options.load(defaults: ["configs/demo.yaml"])) }
+  }
+
+  struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Write a split of the embedded benchmark to disk (PNG images + Karpathy-style JSON).")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "train, val or test.") var split = "test"
+    @Option(help: "Output folder.") var out: String
+    func run() throws { try DataTools.export(try options.load(defaults: ["configs/demo.yaml"]), split: split, to: out) }
+  }
+}
+
+struct ResumeOption: ParsableArguments {
+  @Option(help: "Resume from a checkpoint: 'latest' (the newest valid one in the run folder).")
+  var resume: String?
+
+  func validate() throws {
+    if let resume, resume != "latest" { throw ValidationError("--resume takes 'latest'") }
+  }
+}
+
+struct TrainTeacher: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train-teacher", abstract: "Train the teacher on the CLIP loss.",
+    discussion: """
+      The run folder is output_dir/name (override with --set run_dir=…).
+      Example:
+        cmapkd train-teacher --config configs/demo.yaml --set teacher_training.steps=2000
+      """)
+  @OptionGroup var options: ConfigOptions
+  @OptionGroup var resume: ResumeOption
+  func run() throws {
+    var config = try options.load(defaults: ["configs/demo.yaml"])
+    if config.runDir == nil { config.runDir = "\(config.outputDir)/teacher" }
+    let outcome = try Trainer(config: config, kind: .teacher).run(resume: resume.resume != nil)
+    Console.printOutcome(outcome)
+  }
+}
+
+struct Distill: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Distill a student from a trained teacher with one method.",
+    discussion: """
+      Methods: none, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd (configs/methods/<name>.yaml holds each one's settings).
+      Example:
+        cmapkd distill --config configs/demo.yaml --method cmapkd --set teacher.checkpoint=runs/demo/teacher
+      """)
+  @OptionGroup var options: ConfigOptions
+  @OptionGroup var resume: ResumeOption
+  @Option(help: "The method (overrides method.name; its configs/methods/<name>.yaml is layered in when it exists).")
+  var method: String?
+
+  func run() throws {
+    var files = options.config.isEmpty ? ["configs/demo.yaml"] : options.config
+    if let method, FileManager.default.fileExists(atPath: "configs/methods/\(method).yaml") { files.append("configs/methods/\(method).yaml") }
+    var config = try ConfigLoader.load(ExperimentConfig.self, files: files, overrides: options.overrides + (method.map { ["method.name=\($0)"] } ?? []))
+    if config.runDir == nil { config.runDir = "\(config.outputDir)/\(config.method.name)" }
+    let outcome = try Trainer(config: config, kind: .student).run(resume: resume.resume != nil)
+    Console.printOutcome(outcome)
+  }
+}
+
+struct Eval: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Evaluate a run's (or a Hugging Face folder's) weights on the test split.",
+    discussion: """
+      Example:
+        cmapkd eval runs/demo/cmapkd            # the run's best checkpoint, with its saved config
+        cmapkd eval path/to/hf-clip --config configs/demo.yaml --set student.preset=vit-b-32
+      """)
+  @Argument(help: "A run folder, a checkpoint folder or a Hugging Face model folder.") var checkpoint: String
+  @OptionGroup var options: ConfigOptions
+  @Flag(help: "Evaluate it as the teacher (uses the teacher section of the config).") var teacher = false
+  func run() throws {
+    let savedConfig = "\(checkpoint)/config.yaml"
+    let config = try options.load(defaults: FileManager.default.fileExists(atPath: savedConfig) ? [savedConfig] : ["configs/demo.yaml"])
+    let results = try Evaluate.checkpoint(checkpoint, config: config, asTeacher: teacher)
+    Console.printMetrics(results)
+  }
+}
+
+struct Ablate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run the CMAPKD ablations (configs/ablations/*.yaml) over seeds and write the ablation report.",
+    discussion: """
+      Example:
+        cmapkd ablate --config configs/demo.yaml --seeds 0,1,2 --set teacher.checkpoint=runs/demo/teacher
+      """)
+  @OptionGroup var options: ConfigOptions
+  @Option(help: "Comma-separated seeds.") var seeds = "0"
+  @Option(help: "Comma-separated ablation names (default: every file in configs/ablations).") var only: String?
+  func run() throws {
+    let seedList = try seeds.split(separator: ",").map { s -> Int in
+      guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--seeds: '\(s)' is not an integer") }
+      return v
+    }
+    try Ablations.run(
+      files: options.config.isEmpty ? ["configs/demo.yaml"] : options.config, overrides: options.overrides, seeds: seedList,
+      only: only.map { $0.split(separator: ",").map(String.init) })
+  }
+}
+
+struct Report: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write report.md (main table, ablation table, plots) from finished runs.",
+    discussion: """
+      Example:
+        cmapkd report runs/demo/teacher runs/demo/none runs/demo/cmapkd --out runs/demo
+      """)
+  @Argument(help: "Run folders (each with results.json); the teacher's is found by its kind.") var runs: [String]
+  @Option(help: "Where report.md and the plots go.") var out = "."
+  func run() throws {
+    let text = try ReportBuilder.write(runs: runs, to: out)
+    print(text)
+  }
+}
+
+struct Demo: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Generate the benchmark, train the teacher, distill with every method, evaluate and report.",
+    discussion: """
+      Writes runs/demo (or runs/demo-quick): one folder per run and report.md. The teacher is
+      reused on a re-run when its config is unchanged.
+      Examples:
+        cmapkd demo
+        cmapkd demo --quick
+        cmapkd demo --methods none,cmapkd --set train.steps=300
+      """)
+  @Flag(help: "Tiny sizes and budgets: a smoke test in about 3 minutes.") var quick = false
+  @Option(help: "Comma-separated methods (default: all).") var methods: String?
+  @Option(name: .customLong("set"), help: "Override one key of every run's config (repeatable).") var overrides: [String] = []
+  func run() throws {
+    try DemoRunner.run(quick: quick, methods: methods.map { $0.split(separator: ",").map(String.init) }, overrides: overrides)
+  }
+}
+
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Time the configured teacher and student: latency at batch 1, throughput at batch 64, speed-up.",
+    discussion: """
+      Step-time benchmarks against PyTorch eager live in bench/ (make bench, make bench-distill).
+      Example:
+        cmapkd bench --config configs/demo.yaml
+      """)
+  @OptionGroup var options: ConfigOptions
+  func run() throws { try Evaluate.bench(try options.load(defaults: ["configs/demo.yaml"])) }
+}

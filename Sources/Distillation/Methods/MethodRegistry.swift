@@ -6,9 +6,14 @@ import Torch
 /// (only the named method's section is used; the others keep their defaults).
 public struct MethodConfig: Codable, Equatable, Sendable {
   public var name = "cmapkd"
+  public var kd = KDConfig()
+  public var fitnet = FitNetConfig()
+  public var clipkd = CLIPKDConfig()
+  public var tinyclip = TinyCLIPConfig()
+  public var dsmd = DSMDConfig()
   public var cmapkd = CMAPKDConfig()
 
-  enum CodingKeys: String, CodingKey { case name, cmapkd }
+  enum CodingKeys: String, CodingKey { case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd }
 
   public init(name: String = "cmapkd") { self.name = name }
 
@@ -16,6 +21,11 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     let d = MethodConfig()
     name = try c.decode(.name, default: d.name)
+    kd = try c.decode(.kd, default: d.kd)
+    fitnet = try c.decode(.fitnet, default: d.fitnet)
+    clipkd = try c.decode(.clipkd, default: d.clipkd)
+    tinyclip = try c.decode(.tinyclip, default: d.tinyclip)
+    dsmd = try c.decode(.dsmd, default: d.dsmd)
     cmapkd = try c.decode(.cmapkd, default: d.cmapkd)
   }
 }
@@ -23,11 +33,16 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "cmapkd"]
+  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "cmapkd"]
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
     case "none": return NoDistillation()
+    case "kd": return try KDMethod(config: config.kd, context: context)
+    case "fitnet": return try FitNetMethod(config: config.fitnet, context: context)
+    case "clipkd": return try CLIPKDMethod(config: config.clipkd, context: context)
+    case "tinyclip": return try TinyCLIPMethod(config: config.tinyclip, context: context)
+    case "dsmd": return try DSMDMethod(config: config.dsmd, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
     default:
       throw MethodError("unknown method '\(config.name)'; choose one of: \(names.joined(separator: ", "))")

@@ -1,1 +1,0 @@
-// Retrieval, zero-shot and efficiency evaluation.

@@ -1,0 +1,118 @@
+import Data
+import Distillation
+import Foundation
+
+/// `cmapkd demo`: the whole comparison on the embedded benchmark — train the teacher (reused
+/// when an earlier demo trained it with the same settings), distill a student with every method
+/// under the same step budget, evaluate, and write the report.
+public enum DemoRunner {
+  public static func run(quick: Bool, methods: [String]?, overrides: [String]) throws {
+    let started = Date()
+    let files = quick ? ["configs/demo.yaml", "configs/demo-quick.yaml"] : ["configs/demo.yaml"]
+    let base = try ConfigLoader.load(ExperimentConfig.self, files: files, overrides: overrides)
+    let root = base.outputDir
+    let chosen = methods ?? Methods.names
+    for name in chosen where !Methods.names.contains(name) {
+      throw ConfigError("--methods: unknown method '\(name)'; choose from \(Methods.names.joined(separator: ", "))")
+    }
+    say("== CMAPKD demo\(quick ? " (quick)" : ""): \(chosen.count) methods, \(base.train.steps) steps each, output in \(root)")
+
+    // 1. The benchmark (generated on demand; this prints what a bag-of-words reader achieves).
+    let test = try ScenesDataset(base.data.scenes, split: .test)
+    let bow = BagOfWordsBaseline.textToImage(test)
+    say(
+      "== data: \(base.data.scenes.train.count) train / \(base.data.scenes.test.count) test scenes at \(base.data.scenes.imageSize) px; bag-of-words text→image R@1 \(String(format: "%.3f", bow.recallAt1))"
+    )
+
+    // 2. The teacher, reused when its settings are unchanged.
+    var teacherConfig = base
+    teacherConfig.runDir = "\(root)/teacher"
+    teacherConfig.name = "teacher"
+    let key = try teacherKey(teacherConfig)
+    let keyPath = "\(root)/teacher/teacher-key.json"
+    if FileManager.default.fileExists(atPath: "\(root)/teacher/results.json"),
+      (try? String(contentsOfFile: keyPath, encoding: .utf8)) == key
+    {
+      say("== teacher: reusing \(root)/teacher (trained earlier with the same settings; delete the folder to retrain)")
+    } else {
+      say("== teacher: training \(base.teacher.preset ?? base.teacher.config ?? "") for \(base.teacherTraining.steps) steps")
+      _ = try Trainer(config: teacherConfig, kind: .teacher).run()
+      try AtomicFile.write(key, to: keyPath)
+    }
+
+    // 3. One student per method, same budget, same seed, same data order; the teacher cache
+    // fills on the first method that needs the teacher and serves the rest.
+    var runs = ["\(root)/teacher"]
+    for name in chosen {
+      var methodFiles = files
+      if FileManager.default.fileExists(atPath: "configs/methods/\(name).yaml") { methodFiles.append("configs/methods/\(name).yaml") }
+      var config = try ConfigLoader.load(
+        ExperimentConfig.self, files: methodFiles, overrides: overrides + ["method.name=\(name)", "teacher.checkpoint=\(root)/teacher"])
+      config.name = name
+      config.runDir = "\(root)/\(name)"
+      say("== student: \(name)")
+      let outcome = try Trainer(config: config, kind: .student).run()
+      say(String(format: "   %@: %.1f s, test mean recall %.3f", name, outcome.seconds, outcome.results["mean_recall"] ?? .nan))
+      runs.append("\(root)/\(name)")
+    }
+
+    // 4. The report.
+    let table = try ReportBuilder.write(
+      runs: runs, to: root, title: "CMAPKD demo\(quick ? " (quick)" : "")",
+      notes: [
+        "Embedded captioned-scenes benchmark; bag-of-words text→image R@1 on the test split: \(String(format: "%.3f", bow.recallAt1)).",
+        "Every student: \(base.student.preset ?? "student"), \(base.train.steps) steps of batch \(base.train.batchSize), seed \(base.seed).",
+        String(format: "Demo wall time: %.0f s.", Date().timeIntervalSince(started)),
+      ])
+    print(table)
+    print(String(format: "demo finished in %.1f min", Date().timeIntervalSince(started) / 60))
+  }
+
+  /// What the teacher's weights depend on; a re-run with the same key reuses them.
+  static func teacherKey(_ config: ExperimentConfig) throws -> String {
+    struct Key: Codable {
+      var seed: Int
+      var teacher: ModelSection
+      var data: DataSection
+      var training: TrainSection
+      var optimizer: OptimizerSection
+    }
+    var teacher = config.teacher
+    teacher.checkpoint = nil
+    return String(
+      decoding: try JSONCoding.encode(
+        Key(seed: config.seed, teacher: teacher, data: config.data, training: config.teacherTraining, optimizer: config.teacherOptimizer)),
+      as: UTF8.self)
+  }
+
+  static func say(_ message: String) { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+}
+
+/// `cmapkd ablate`: CMAPKD with one component removed at a time (configs/ablations/*.yaml),
+/// over seeds, then the ablation table.
+public enum Ablations {
+  public static let variants = ["full", "no_visual_pyramid", "no_language_hierarchy", "no_adaptive_selection", "no_cross_modal_alignment", "one_stage"]
+
+  public static func run(files: [String], overrides: [String], seeds: [Int], only: [String]?) throws {
+    let chosen = only ?? variants
+    for variant in chosen where !FileManager.default.fileExists(atPath: "configs/ablations/\(variant).yaml") {
+      throw ConfigError("ablation '\(variant)': configs/ablations/\(variant).yaml not found")
+    }
+    let base = try ConfigLoader.load(ExperimentConfig.self, files: files, overrides: overrides)
+    let root = "\(base.outputDir)/ablations"
+    var runs: [String] = []
+    for variant in chosen {
+      for seed in seeds {
+        var config = try ConfigLoader.load(
+          ExperimentConfig.self, files: files + ["configs/methods/cmapkd.yaml", "configs/ablations/\(variant).yaml"],
+          overrides: overrides + ["method.name=cmapkd", "seed=\(seed)"])
+        config.name = "\(variant)-seed\(seed)"
+        config.runDir = "\(root)/\(variant)-seed\(seed)"
+        FileHandle.standardError.write(Data("== ablation \(variant), seed \(seed)\n".utf8))
+        _ = try Trainer(config: config, kind: .student, variant: variant).run()
+        runs.append(config.runDir!)
+      }
+    }
+    print(try ReportBuilder.write(runs: runs, to: root, title: "CMAPKD ablations"))
+  }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Reports
+
+/// `results.json` of a finished run: what reports are built from.
+public struct RunResults: Codable, Equatable, Sendable {
+  /// `teacher` or `student`.
+  public var kind: String
+  public var method: String
+  public var seed: Int
+  /// The ablation variant, for ablation runs.
+  public var variant: String?
+  public var steps: Int
+  public var wallTimeSeconds: Double
+  /// Test-split metrics by `MetricKey` (fractions), plus the efficiency numbers.
+  public var metrics: [String: Double]
+  public var parameters: Int?
+  public var flopsPerImage: Double?
+  public var flopsPerCaption: Double?
+  public var imagesPerSecond: Double?
+  /// The full evaluation as the evaluator returned it.
+  public var evaluation: String?
+
+  enum CodingKeys: String, CodingKey {
+    case kind, method, seed, variant, steps, metrics, parameters, evaluation
+    case wallTimeSeconds = "wall_time_seconds", flopsPerImage = "flops_per_image", flopsPerCaption = "flops_per_caption"
+    case imagesPerSecond = "images_per_second"
+  }
+}
+
+/// `cmapkd report`: turns finished run folders into `report.md` with tables and SVG plots.
+public enum ReportBuilder {
+  /// Display names of the methods, in table order.
+  static let labels = [
+    "teacher": "Teacher", "none": "No distillation", "kd": "KD (Hinton)", "fitnet": "FitNet", "clipkd": "CLIP-KD", "tinyclip": "TinyCLIP",
+    "dsmd": "DSMD", "cmapkd": "CMAPKD",
+  ]
+
+  static func summary(_ run: String) throws -> (RunSummary, RunResults) {
+    let path = "\(run)/results.json"
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw ConfigError("\(run) is not a finished run (no results.json)")
+    }
+    let results = try JSONCoding.decode(RunResults.self, file: path)
+    let summary = RunSummary(
+      name: labels[results.kind == "teacher" ? "teacher" : results.method] ?? results.method,
+      method: results.kind == "teacher" ? "teacher" : results.method, seed: results.seed, isTeacher: results.kind == "teacher",
+      config: "\(run)/config.yaml", variant: results.variant, metrics: results.metrics, parameters: results.parameters,
+      flopsPerImage: results.flopsPerImage, imagesPerSecond: results.imagesPerSecond, steps: results.steps,
+      wallTimeSeconds: results.wallTimeSeconds)
+    return (summary, results)
+  }
+
+  /// Writes `report.md` and its plots to `directory`; returns the main table as plain text.
+  @discardableResult
+  public static func write(runs: [String], to directory: String, title: String = "CMAPKD report", notes: [String] = []) throws -> String {
+    guard !runs.isEmpty else { throw ConfigError("report: give at least one run folder") }
+    var main: [RunSummary] = []
+    var ablation: [RunSummary] = []
+    var logs: [(RunSummary, [MetricRecord])] = []
+    for run in runs {
+      let (summary, _) = try summary(run)
+      if summary.variant != nil { ablation.append(summary) } else { main.append(summary) }
+      let metricsPath = "\(run)/metrics.jsonl"
+      if FileManager.default.fileExists(atPath: metricsPath) { logs.append((summary, try MetricsLog.read(metricsPath))) }
+    }
+    let writer = ReportWriter(title: title, runs: main, ablation: ablation, charts: charts(logs), notes: notes)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try writer.write(to: directory)
+    var text = main.isEmpty ? "" : MainTable(runs: main).plainText()
+    if !ablation.isEmpty {
+      text += "\n" + AblationTable(runs: ablation, metrics: [MetricKey.meanRecall, MetricKey.t2iR1, MetricKey.i2tR1], deltaMetric: MetricKey.meanRecall).plainText()
+    }
+    return text + "\nreport: \(directory)/report.md"
+  }
+
+  /// Loss curves and recall over training for every run (first seed of each), and the ALSN's
+  /// level weights over training for CMAPKD runs.
+  static func charts(_ logs: [(RunSummary, [MetricRecord])]) -> [ReportChart] {
+    var seen = Set<String>()
+    let firstSeeds = logs.filter { seen.insert("\($0.0.name)|\($0.0.variant ?? "")").inserted }
+    func label(_ s: RunSummary) -> String { s.variant.map { "\(s.name) \($0)" } ?? s.name }
+    var charts: [ReportChart] = []
+    let loss = firstSeeds.map { ChartSeries.metric("loss/total", in: $0.1, name: label($0.0)) }.filter { !$0.xs.isEmpty }
+    if !loss.isEmpty {
+      charts.append(ReportChart(fileName: "loss.svg", chart: LineChart(title: "Training loss", yLabel: "total loss", logY: true, series: loss)))
+    }
+    let recall = firstSeeds.map { ChartSeries.metric("eval/mean_recall", in: $0.1, name: label($0.0)) }.filter { !$0.xs.isEmpty }
+    if !recall.isEmpty {
+      charts.append(
+        ReportChart(
+          fileName: "recall.svg", chart: LineChart(title: "Validation mean recall during training", yLabel: "mean recall", series: recall)))
+    }
+    if let cmapkd = firstSeeds.first(where: { $0.0.method == "cmapkd" && ($0.0.variant == nil || $0.0.variant == "full") }) {
+      var series: [ChartSeries] = []
+      for (i, level) in ["P2", "P3", "P4", "P5"].enumerated() {
+        var s = ChartSeries.metric("alsn/\(level)", in: cmapkd.1, name: level)
+        s.color = LineChart.palette[i % LineChart.palette.count]
+        series.append(s)
+      }
+      for (i, level) in ["L1", "L2", "L3", "L4"].enumerated() {
+        var s = ChartSeries.metric("alsn/\(level)", in: cmapkd.1, name: level, dashed: true)
+        s.color = LineChart.palette[i % LineChart.palette.count]
+        series.append(s)
+      }
+      if series.contains(where: { !$0.xs.isEmpty }) {
+        charts.append(
+          ReportChart(
+            fileName: "level_weights.svg",
+            chart: LineChart(title: "CMAPKD: mean ALSN level weights over training", yLabel: "mean weight", series: series)))
+      }
+    }
+    return charts
+  }
+}

@@ -1,0 +1,124 @@
+import Data
+import Distillation
+import Foundation
+import Models
+import Pyramid
+import Tokenizers
+import Torch
+
+/// Resolves the pieces a run is made of from its config: model configs, tokenizer, datasets,
+/// preprocessing, weights. Every failure names the config key or the file.
+public enum RunSetup {
+  /// A model's architecture from its section: a preset by name or a Hugging Face config.json.
+  public static func modelConfig(_ section: ModelSection, key: String) throws -> CLIPConfig {
+    if let path = section.config {
+      guard FileManager.default.fileExists(atPath: path) else { throw ConfigError("\(key).config: file not found: \(path)") }
+      return try Checkpoint.readConfig(CLIPConfig.self, at: path)
+    }
+    guard let name = section.preset else { throw ConfigError("\(key): give a preset or a config file") }
+    guard let config = Presets.all[name] else {
+      throw ConfigError("\(key).preset: unknown preset '\(name)'; choose one of: \(Presets.all.keys.sorted().joined(separator: ", "))")
+    }
+    return config
+  }
+
+  /// open_clip's BPE vocabulary: the configured file, else the one in the project venv.
+  public static func vocabularyPath(_ configured: String?) throws -> String {
+    if let configured {
+      guard FileManager.default.fileExists(atPath: configured) else { throw ConfigError("data.vocabulary: file not found: \(configured)") }
+      return configured
+    }
+    var roots = [FileManager.default.currentDirectoryPath]
+    if let env = ProcessInfo.processInfo.environment["CMAPKD_ROOT"] { roots.insert(env, at: 0) }
+    for root in roots {
+      let lib = "\(root)/.venv/lib"
+      for python in ((try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []).sorted() where python.hasPrefix("python") {
+        let candidate = "\(lib)/\(python)/site-packages/open_clip/bpe_simple_vocab_16e6.txt.gz"
+        if FileManager.default.fileExists(atPath: candidate) { return candidate }
+      }
+    }
+    throw ConfigError(
+      "data.vocabulary: no CLIP BPE vocabulary found; run `make bootstrap` (installs open_clip's bpe_simple_vocab_16e6.txt.gz into .venv) or set data.vocabulary")
+  }
+
+  public static func tokenizer(_ data: DataSection, model: CLIPConfig) throws -> CLIPTokenizer {
+    try CLIPTokenizer(openCLIPVocabularyAt: try vocabularyPath(data.vocabulary), contextLength: model.textConfig.maxPositionEmbeddings)
+  }
+
+  /// A split of the configured data (the embedded benchmark unless `data.dataset` is set).
+  public static func dataset(_ data: DataSection, splits: [String]) throws -> any ImageTextDataset {
+    let dataset: any ImageTextDataset
+    if var files = data.dataset {
+      files.splits = splits
+      dataset = try files.load()
+    } else {
+      guard splits.count == 1, let split = SceneSplit(rawValue: splits[0]) else {
+        throw ConfigError("data: the embedded benchmark has the splits train, val and test, not \(splits)")
+      }
+      dataset = try ScenesDataset(data.scenes, split: split)
+    }
+    guard dataset.count > 0 else { throw ConfigError("data: split \(splits.joined(separator: "+")) of \(dataset.name) is empty") }
+    return dataset
+  }
+
+  /// CLIP preprocessing at the model's input size, with the configured training augmentation.
+  public static func preprocessor(_ data: DataSection, model: CLIPConfig) throws -> ImagePreprocessor {
+    try ImagePreprocessor(PreprocessConfig(imageSize: model.visionConfig.imageSize, augmentation: data.augmentation))
+  }
+
+  /// A run folder, a step folder or a Hugging Face folder → the checkpoint folder to load.
+  public static func checkpointFolder(_ path: String) throws -> String {
+    let fm = FileManager.default
+    guard fm.fileExists(atPath: path) else { throw ConfigError("checkpoint not found: \(path)") }
+    if fm.fileExists(atPath: "\(path)/meta.json") || fm.fileExists(atPath: "\(path)/config.json") { return path }
+    let folder = "\(path)/checkpoints"
+    if let best = try? JSONCoding.decode(BestCheckpoint.self, file: "\(folder)/best.json"),
+      fm.fileExists(atPath: "\(folder)/\(best.folder)/meta.json")
+    {
+      return "\(folder)/\(best.folder)"
+    }
+    if let latest = RunCheckpoint.stepFolders(in: folder).first { return latest }
+    throw ConfigError("\(path) holds no checkpoint (no meta.json, config.json or checkpoints/)")
+  }
+
+  /// Loads weights into a model of the configured architecture; refuses another architecture.
+  public static func loadModel(_ config: CLIPConfig, from path: String, key: String) throws -> CLIPModel {
+    let folder = try checkpointFolder(path)
+    if FileManager.default.fileExists(atPath: "\(folder)/meta.json") {
+      let checkpoint = try RunCheckpoint.open(folder)
+      let saved = try JSONDecoder().decode(CLIPConfig.self, from: Data(checkpoint.meta.architecture.utf8))
+      guard saved == config else {
+        throw ConfigError("\(key): checkpoint \(folder) is a different architecture (\(describe(saved))) from the configured one (\(describe(config)))")
+      }
+      let model = try CLIPModel(config)
+      _ = try model.loadStateDict(try checkpoint.tensors("model"))
+      return model
+    }
+    let model = try CLIPModel.load(huggingFace: folder)
+    guard model.config.visionConfig.hiddenSize == config.visionConfig.hiddenSize,
+      model.config.textConfig.hiddenSize == config.textConfig.hiddenSize
+    else {
+      throw ConfigError("\(key): checkpoint \(folder) is a different architecture (\(describe(model.config))) from the configured one (\(describe(config)))")
+    }
+    return model
+  }
+
+  static func describe(_ c: CLIPConfig) -> String {
+    let v = c.visionConfig, t = c.textConfig
+    return "vision \(v.numHiddenLayers)×\(v.hiddenSize) at \(v.imageSize)px/\(v.patchSize), text \(t.numHiddenLayers)×\(t.hiddenSize), joint \(c.projectionDim)"
+  }
+
+  static func architectureJSON(_ config: CLIPConfig) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try encoder.encode(config), as: UTF8.self)
+  }
+}
+
+/// `checkpoints/best.json`: which step folder holds the best validation result.
+public struct BestCheckpoint: Codable, Equatable, Sendable {
+  public var folder: String
+  public var step: Int
+  public var metric: String
+  public var value: Double
+}

@@ -1,0 +1,62 @@
+import Data
+import Distillation
+import Foundation
+import Models
+import Pyramid
+import Tokenizers
+import Torch
+
+/// The teacher's features for training batches: read from the on-disk cache when it has them,
+/// else computed by the frozen teacher (and stored). A cache entry is one (sample, augmented
+/// view, caption) triple, so runs with the same seed — every method of a comparison — share it.
+final class TeacherFeatureSource {
+  let teacher: CLIPModel
+  let pyramid: PyramidConfig
+  let cache: TeacherCache?
+
+  init(teacher: CLIPModel, config: ExperimentConfig, trainSet: any ImageTextDataset, preprocessor: ImagePreprocessor) throws {
+    self.teacher = teacher
+    pyramid = config.method.cmapkd.pyramid
+    guard config.cache.enabled else {
+      cache = nil
+      return
+    }
+    // The key covers what the features depend on: teacher weights, pyramid, preprocessing,
+    // the dataset's identity (sample ids are only unique within one dataset) and text length.
+    let datasetIdentity = (trainSet as? ScenesDataset)?.fingerprint ?? trainSet.name
+    let description =
+      "\(preprocessor.config.fingerprint)|\(datasetIdentity)|context \(teacher.config.textConfig.maxPositionEmbeddings)|variants \(config.data.augmentationVariants)"
+    let storage: DType = config.cache.float16 ? .float16 : .float32
+    let fingerprint = try TeacherCache.fingerprint(teacher: teacher, preprocessing: description, pyramid: pyramid, storage: storage)
+    cache = try TeacherCache(
+      root: config.cache.directory, fingerprint: fingerprint, description: description, maxBytes: Int64(config.cache.budgetMB) << 20,
+      storage: storage, log: { FileHandle.standardError.write(Data("teacher cache: \($0)\n".utf8)) })
+  }
+
+  static func keys(_ batch: Batch) -> [String] {
+    (0..<batch.count).map { "\(batch.sampleIds[$0])|\(batch.augmentationKeys[$0])|\(batch.captionIndices[$0])" }
+  }
+
+  func features(for batch: Batch) throws -> TeacherFeatures {
+    let keys = Self.keys(batch)
+    if let cached = try cache?.features(for: keys) { return cached }
+    let computed = try TeacherFeatures.compute(
+      teacher: teacher, pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask, pyramid: pyramid)
+    _ = try cache?.store(computed, keys: keys)
+    return computed
+  }
+
+  /// A fixed batch of validation pairs with the teacher's features: the held-out signal of the
+  /// ALSN's selector training (never a training batch).
+  func heldOutBatch(config: ExperimentConfig, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor, batchSize: Int) throws -> DistillBatch? {
+    guard config.method.name == "cmapkd" else { return nil }
+    let val = try RunSetup.dataset(config.data, splits: config.data.valSplits)
+    var loaderConfig = LoaderConfig.evaluation(batchSize: min(batchSize, val.count), numWorkers: 1)
+    loaderConfig.seed = UInt64(config.seed)
+    let loader = try BatchLoader(dataset: val, tokenizer: tokenizer, preprocessor: preprocessor, config: loaderConfig)
+    guard let batch = try loader.batch(at: LoaderPosition()) else { return nil }
+    let teacherFeatures = try TeacherFeatures.compute(
+      teacher: teacher, pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask, pyramid: pyramid)
+    return DistillBatch(pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask, teacher: teacherFeatures)
+  }
+}

@@ -1,0 +1,285 @@
+import Data
+import Distillation
+import Foundation
+import Models
+import Pyramid
+import Tokenizers
+import Torch
+import TorchNN
+import TorchOptim
+
+/// What a training run trains.
+public enum RunKind: String, Codable, Sendable {
+  /// The teacher, on the CLIP loss alone.
+  case teacher
+  /// A student, with the configured distillation method.
+  case student
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// How a run ended.
+public struct RunOutcome {
+  public var directory: String
+  public var steps: Int
+  public var resumedFrom: Int?
+  public var seconds: Double
+  /// The final test-split evaluation (flattened metric names → values).
+  public var results: [String: Double]
+}
+
+/// One training run, read top to bottom: set-up, optional resume, the step loop (loss,
+/// backward, clip, AdamW, method hooks), periodic logs, evaluations and checkpoints, a final
+/// evaluation. Teacher training is the same loop with the `none` method on the teacher.
+///
+/// Reproducibility: data order and augmentation depend only on (seed, epoch, position), and
+/// LibTorch's generator is reseeded from (seed, step) before every step, so a run resumed from
+/// a checkpoint takes exactly the steps an uninterrupted run takes.
+public final class Trainer {
+  public let config: ExperimentConfig
+  public let kind: RunKind
+  public let directory: String
+  /// The ablation variant this run stands for (reports group by it).
+  public let variant: String?
+  public var quiet = false
+  let modelConfig: CLIPConfig
+  let budget: TrainSection
+  let optimizerConfig: OptimizerSection
+
+  public init(config: ExperimentConfig, kind: RunKind, directory: String? = nil, variant: String? = nil) throws {
+    self.config = config
+    self.kind = kind
+    self.variant = variant
+    self.directory = directory ?? config.resolvedRunDirectory
+    modelConfig = try RunSetup.modelConfig(kind == .teacher ? config.teacher : config.student, key: kind == .teacher ? "teacher" : "student")
+    budget = kind == .teacher ? config.teacherTraining : config.train
+    optimizerConfig = kind == .teacher ? config.teacherOptimizer : config.optimizer
+    guard budget.steps > 0 else { throw ConfigError("\(kind == .teacher ? "teacher_training" : "train").steps must be positive") }
+    if kind == .student, !Methods.names.contains(config.method.name) {
+      throw ConfigError("method.name: unknown method '\(config.method.name)'; choose one of: \(Methods.names.joined(separator: ", "))")
+    }
+    guard budget.batchSize > 1 else { throw ConfigError("train.batch_size must be at least 2 (contrastive losses need negatives)") }
+  }
+
+  var methodName: String { kind == .teacher ? "teacher" : config.method.name }
+
+  /// Trains (resuming from the newest valid checkpoint when `resume`), then evaluates.
+  public func run(resume: Bool = false) throws -> RunOutcome {
+    let started = Date()
+    let fm = FileManager.default
+    try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try AtomicFile.write(try ConfigLoader.yaml(config), to: "\(directory)/config.yaml")
+    if budget.threads > 0 { Torch.numThreads = budget.threads }
+
+    // Data.
+    let tokenizer = try RunSetup.tokenizer(config.data, model: modelConfig)
+    let preprocessor = try RunSetup.preprocessor(config.data, model: modelConfig)
+    let trainSet = try RunSetup.dataset(config.data, splits: config.data.trainSplits)
+    var loaderConfig = LoaderConfig(
+      batchSize: budget.batchSize, shuffle: true, seed: UInt64(config.seed), numWorkers: config.data.workers, training: true)
+    loaderConfig.augmentationVariants = config.data.augmentationVariants
+    let loader = try BatchLoader(dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, config: loaderConfig)
+
+    // Models and method.
+    try Torch.manualSeed(UInt64(config.seed))
+    let model = try CLIPModel(modelConfig)
+    try model.initializeForTraining()
+    let teacher = try loadTeacher()
+    let method: any DistillationMethod =
+      if let teacher {
+        try Methods.make(config.method, context: MethodContext(student: modelConfig, teacher: teacher, pyramid: config.method.cmapkd.pyramid))
+      } else {
+        NoDistillation()
+      }
+    model.train()
+    method.head?.train()
+    let trainable = model.parameters() + (method.head?.parameters() ?? [])
+    let optimizer = try AdamW(
+      ParameterGroup.decayAndNoDecay(model.namedParameters() + (method.head?.namedParameters(prefix: "head.") ?? [])),
+      learningRate: optimizerConfig.learningRate, betas: (optimizerConfig.beta1, optimizerConfig.beta2), eps: optimizerConfig.eps,
+      weightDecay: optimizerConfig.weightDecay)
+    let schedule = WarmupCosineSchedule(
+      baseLearningRate: optimizerConfig.learningRate, warmupSteps: Int((optimizerConfig.warmupFraction * Double(budget.steps)).rounded()),
+      totalSteps: budget.steps, minLearningRate: optimizerConfig.minLearningRate)
+
+    // Teacher features, live or from the cache.
+    let features = try teacher.map { try TeacherFeatureSource(teacher: $0, config: config, trainSet: trainSet, preprocessor: preprocessor) }
+
+    // Resume.
+    let checkpoints = "\(directory)/checkpoints"
+    var step = 0
+    var position = LoaderPosition()
+    var best: BestCheckpoint? = try? JSONCoding.decode(BestCheckpoint.self, file: "\(checkpoints)/best.json")
+    var resumedFrom: Int?
+    let log = try RunLog(directory: directory)
+    if resume {
+      if let checkpoint = RunCheckpoint.latest(in: checkpoints, skipped: { folder, error in self.say("skipping damaged checkpoint \(folder): \(error)") }) {
+        guard checkpoint.meta.architecture == (try RunSetup.architectureJSON(modelConfig)), checkpoint.meta.method == methodName else {
+          throw TrainingError("cannot resume: \(checkpoint.directory) is a \(checkpoint.meta.method) checkpoint of another architecture or method")
+        }
+        _ = try model.loadStateDict(try checkpoint.tensors("model"))
+        if let head = method.head { _ = try head.loadStateDict(try checkpoint.tensors("head")) }
+        try optimizer.loadStateDict(try checkpoint.tensors("optimizer"))
+        try method.loadState(try checkpoint.tensors("method_state"))
+        step = checkpoint.meta.step
+        position = checkpoint.meta.position
+        resumedFrom = step
+        try log.truncate(afterStep: step)
+        if let b = best, b.step > step { best = nil }
+        say("resumed \(methodName) from \(checkpoint.directory) at step \(step)")
+      } else {
+        say("no checkpoint to resume in \(checkpoints); starting from step 0")
+        try log.truncate(afterStep: 0)
+      }
+    } else {
+      try log.truncate(afterStep: -1)
+      try? fm.removeItem(atPath: checkpoints)
+      best = nil
+    }
+
+    let evaluator = try RunEvaluator(config: config, model: modelConfig, tokenizer: tokenizer)
+    let heldOut = try features.flatMap { try $0.heldOutBatch(config: config, tokenizer: tokenizer, preprocessor: preprocessor, batchSize: budget.batchSize) }
+    let progress = ProgressReporter(title: methodName, total: budget.steps, startStep: step)
+    progress.quiet = quiet
+    var iterator = loader.batches(from: position)
+    var samples = 0
+    var lastMetrics: [String: Double] = [:]
+
+    func saveCheckpoint(metrics: [String: Double]) throws {
+      let meta = CheckpointMeta(
+        step: step, position: position, architecture: try RunSetup.architectureJSON(modelConfig), method: methodName, seed: config.seed,
+        bestValue: best?.value, bestStep: best?.step, metrics: metrics, files: [:], savedAt: ISO8601DateFormatter().string(from: Date()))
+      var groups: [String: [String: Tensor]] = [
+        "model": Dictionary(uniqueKeysWithValues: model.stateDict()),
+        "optimizer": try optimizer.stateDict(),
+      ]
+      if let head = method.head { groups["head"] = Dictionary(uniqueKeysWithValues: head.stateDict()) }
+      let state = try method.stateTensors()
+      if !state.isEmpty { groups["method_state"] = state }
+      _ = try RunCheckpoint.save(in: checkpoints, meta: meta, tensors: groups)
+      RunCheckpoint.prune(in: checkpoints, keepLast: budget.keepLast, best: best?.folder)
+    }
+
+    while step < budget.steps {
+      guard let batch = try iterator.next() else {
+        position = LoaderPosition(epoch: position.epoch + 1, batch: 0)
+        iterator = loader.batches(from: position)
+        continue
+      }
+      position = LoaderPosition(epoch: batch.position.epoch, batch: batch.position.batch + 1)
+      try Torch.manualSeed(Self.stepSeed(config.seed, step))
+      let stage = config.schedule.stage(atProgress: Double(step) / Double(budget.steps))
+      let distill = DistillBatch(
+        pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask,
+        teacher: method.needsTeacher ? try features?.features(for: batch) : nil, stage: stage, step: step)
+      let learningRate = schedule.learningRate(at: step)
+      optimizer.learningRate = learningRate
+      let result = try method.loss(student: model, batch: distill)
+      let total = try result.total.detach().item()
+      guard total.isFinite else {
+        throw try nonFinite(result: result, step: step, position: batch.position, learningRate: learningRate)
+      }
+      try result.total.backward()
+      let gradNorm = optimizerConfig.clipNorm > 0 ? try clipGradNorm(trainable, maxNorm: optimizerConfig.clipNorm) : 0
+      try optimizer.step()
+      try optimizer.zeroGrad()
+      try method.afterStep(
+        student: model, batch: distill, result: result, context: StepContext(heldOut: heldOut.map { h in { h } }, learningRate: learningRate))
+      step += 1
+      samples += batch.count
+
+      if step % max(budget.logEvery, 1) == 0 || step == budget.steps {
+        var scalars = try result.loss.values().mapKeys { "loss/\($0)" }
+        scalars["loss/total"] = total
+        scalars["lr"] = learningRate
+        scalars["grad_norm"] = gradNorm
+        scalars["stage"] = Double(Stage.allCases.firstIndex(of: stage) ?? 0)
+        for (k, v) in result.metrics { scalars[k] = v }
+        if let cache = features?.cache { scalars["cache/hit_rate"] = Double(cache.hits) / Double(max(cache.hits + cache.misses, 1)) }
+        try log.scalars(step: step, epoch: batch.position.epoch, scalars)
+      }
+      progress.update(step: step, samples: samples, fields: [("loss", String(format: "%.4f", total)), ("lr", String(format: "%.2e", learningRate))])
+
+      let evaluating = (budget.evalEvery > 0 && step % budget.evalEvery == 0) || step == budget.steps
+      if evaluating {
+        lastMetrics = try evaluator.validation(model)
+        try log.scalars(step: step, epoch: batch.position.epoch, lastMetrics.mapKeys { "eval/\($0)" })
+        if let value = lastMetrics[config.eval.bestMetric], best.map({ value > $0.value }) ?? true {
+          best = BestCheckpoint(folder: String(format: "step-%07d", step), step: step, metric: config.eval.bestMetric, value: value)
+        }
+      }
+      if evaluating || step % max(budget.checkpointEvery, 1) == 0 {
+        try saveCheckpoint(metrics: lastMetrics)
+        if let best, best.step == step { try AtomicFile.write(try JSONCoding.encode(best), to: "\(checkpoints)/best.json") }
+      }
+    }
+    iterator.close()
+    if let cache = features?.cache {
+      say("teacher cache: \(cache.hits) hits, \(cache.misses) misses, \(cache.bytesOnDisk >> 20) MB on disk")
+    }
+
+    // Final evaluation of the last weights on the test split.
+    say("evaluating \(methodName) on the test split")
+    let final = try evaluator.final(model)
+    let seconds = Date().timeIntervalSince(started)
+    let results = RunResults(
+      kind: kind.rawValue, method: methodName, seed: config.seed, variant: variant, steps: step, wallTimeSeconds: seconds,
+      metrics: final.metrics, parameters: final.parameters, flopsPerImage: final.flopsPerImage, flopsPerCaption: final.flopsPerCaption,
+      imagesPerSecond: final.imagesPerSecond, evaluation: final.detail)
+    try AtomicFile.write(try JSONCoding.encode(results), to: "\(directory)/results.json")
+    try log.close()
+    return RunOutcome(directory: directory, steps: step, resumedFrom: resumedFrom, seconds: seconds, results: final.metrics)
+  }
+
+  func loadTeacher() throws -> CLIPModel? {
+    guard kind == .student, config.method.name != "none" else { return nil }
+    guard let path = config.teacher.checkpoint else {
+      throw ConfigError("method '\(config.method.name)' needs a trained teacher: set teacher.checkpoint (train one with `cmapkd train-teacher`)")
+    }
+    let teacherConfig = try RunSetup.modelConfig(config.teacher, key: "teacher")
+    let teacher = try RunSetup.loadModel(teacherConfig, from: path, key: "teacher.checkpoint")
+    teacher.eval()
+    try teacher.freeze()
+    return teacher
+  }
+
+  /// Saves what the loss looked like and names the terms that went non-finite.
+  func nonFinite(result: MethodStep, step: Int, position: LoaderPosition, learningRate: Double) throws -> TrainingError {
+    var parts: [String: String] = [:]
+    var bad: [String] = []
+    for (name, value) in result.loss.parts {
+      let v = try value.detach().item()
+      parts[name] = "\(v)"
+      if !v.isFinite { bad.append("\(name) = \(v)") }
+    }
+    let diagnostic: [String: String] = [
+      "step": "\(step)", "epoch": "\(position.epoch)", "batch": "\(position.batch)", "learning_rate": "\(learningRate)",
+      "non_finite_terms": bad.joined(separator: "; "),
+    ].merging(parts.mapKeys { "loss/\($0)" }) { a, _ in a }
+    let path = "\(directory)/diagnostic-step-\(step).json"
+    try AtomicFile.write(try JSONCoding.encode(diagnostic), to: path)
+    return TrainingError(
+      "step \(step): the loss is not finite (\(bad.isEmpty ? "the total" : bad.joined(separator: ", "))); stopped without saving a checkpoint. Diagnostic: \(path)")
+  }
+
+  /// The generator seed of a step: a mix of the run seed and the step number.
+  static func stepSeed(_ seed: Int, _ step: Int) -> UInt64 {
+    var x = UInt64(bitPattern: Int64(seed)) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step)
+    x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+    return (x ^ (x >> 31)) >> 1
+  }
+
+  func say(_ message: String) {
+    if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+  }
+}
+
+extension Dictionary where Key == String {
+  func mapKeys(_ transform: (String) -> String) -> [String: Value] {
+    Dictionary(uniqueKeysWithValues: map { (transform($0.key), $0.value) })
+  }
+}

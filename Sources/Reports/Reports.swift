@@ -1,1 +1,0 @@
-// Metrics logs, TensorBoard event files, plots and report tables.

@@ -1,0 +1,153 @@
+import Experiments
+import Foundation
+import Reports
+import Testing
+import Torch
+
+/// Runs go through the `cmapkd` executable, as a user runs them. Serialized: they share the
+/// machine's cores and one trained tiny teacher.
+@Suite(.serialized) struct RunTests {
+  /// A tiny teacher trained once per test that needs it.
+  func prepared(_ name: String) throws -> (root: String, configPath: String) {
+    let root = try temporaryFolder(name)
+    let config = tinyExperiment(root: root)
+    try write(try ConfigLoader.yaml(config), to: "\(root)/config.yaml")
+    let teacher = try runCLI(["train-teacher", "--config", "\(root)/config.yaml", "--set", "run_dir=\(root)/teacher"])
+    #expect(teacher.status == 0, "\(teacher.stderr)")
+    return (root, "\(root)/config.yaml")
+  }
+
+  /// Metrics records without wall-clock fields: what must match between runs.
+  /// The cache's hit rate is left out: the uninterrupted run fills the teacher cache that the
+  /// other one then reads, which changes where features come from but not their values.
+  func records(_ run: String) throws -> [MetricRecord] {
+    try MetricsLog.read("\(run)/metrics.jsonl").map {
+      MetricRecord(step: $0.step, epoch: $0.epoch, values: $0.values.filter { !$0.key.hasPrefix("cache/") })
+    }
+  }
+
+  @Test func killedAndResumedRunEndsExactlyLikeAnUninterruptedOne() throws {
+    let (root, config) = try prepared("resume")
+    // DSMD carries optimizer state, a queue and a balancer across steps: all must survive the kill.
+    let straight = try runCLI(["distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(root)/straight"])
+    #expect(straight.status == 0, "\(straight.stderr)")
+
+    // Killed mid-epoch (8 batches per epoch; checkpoints every 5 steps) once step 10 is saved.
+    let killedRun = "\(root)/killed"
+    let killed = try runCLI(["distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(killedRun)"]) {
+      FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000010/meta.json")
+    }
+    #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL, "the run finished before it could be killed")
+    #expect(!FileManager.default.fileExists(atPath: "\(killedRun)/results.json"))
+
+    let resumed = try runCLI(["distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(killedRun)", "--resume", "latest"])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(resumed.stderr.contains("resumed dsmd from"), "\(resumed.stderr)")
+
+    let a = try JSONCoding.decode(RunResults.self, file: "\(root)/straight/results.json")
+    let b = try JSONCoding.decode(RunResults.self, file: "\(killedRun)/results.json")
+    #expect(!a.metrics.isEmpty)
+    // Quality metrics are identical; timings (images/s) are measurements, not results.
+    #expect(a.metrics.filter { !$0.key.contains("per_second") } == b.metrics.filter { !$0.key.contains("per_second") })
+    #expect(a.steps == b.steps)
+    let ra = try records("\(root)/straight"), rb = try records(killedRun)
+    #expect(ra.count == rb.count)
+    #expect(ra == rb, "every logged loss and evaluation identical, step by step")
+
+    // The report is built from these runs.
+    let text = try ReportBuilder.write(runs: ["\(root)/teacher", "\(root)/straight"], to: "\(root)/report")
+    #expect(text.contains("Teacher") && text.contains("DSMD"), "\(text)")
+    let report = try String(contentsOfFile: "\(root)/report/report.md", encoding: .utf8)
+    #expect(report.contains("| Teacher") && report.contains("DSMD"))
+    #expect(FileManager.default.fileExists(atPath: "\(root)/report/loss.svg"))
+    let events = try FileManager.default.contentsOfDirectory(atPath: "\(root)/straight/tensorboard")
+    #expect(events.contains { $0.hasPrefix("events.out.tfevents.") })
+  }
+
+  @Test func badInputGivesClearErrorsAndUsageExitCodes() throws {
+    let (root, config) = try prepared("errors")
+    let missing = try runCLI(["distill", "--config", "\(root)/nope.yaml"])
+    #expect(missing.status == 2 && missing.stderr.contains("config file not found: \(root)/nope.yaml"), "\(missing.stderr)")
+
+    let method = try runCLI(["distill", "--config", config, "--method", "nosuch", "--set", "run_dir=\(root)/x"])
+    #expect(method.status == 2 && method.stderr.contains("unknown method 'nosuch'"), "\(method.stderr)")
+
+    try write("name: x\ntrain:\n  stepz: 3\n", to: "\(root)/bad.yaml")
+    let unknown = try runCLI(["distill", "--config", config, "--config", "\(root)/bad.yaml"])
+    #expect(unknown.status == 2 && unknown.stderr.contains("bad.yaml:3: unknown key 'train.stepz'"), "\(unknown.stderr)")
+
+    let option = try runCLI(["distill", "--no-such-option"])
+    #expect(option.status == 2)
+    let help = try runCLI(["distill", "--help"])
+    #expect(help.status == 0 && help.stdout.contains("Example"))
+
+    // A teacher checkpoint of another architecture.
+    let arch = try runCLI(["distill", "--config", config, "--method", "kd", "--set", "teacher.preset=scene-student", "--set", "run_dir=\(root)/y"])
+    #expect(arch.status != 0 && arch.stderr.contains("different architecture"), "\(arch.stderr)")
+
+    // An empty data folder.
+    let empty = try temporaryFolder("empty")
+    let data = try runCLI(["distill", "--config", config, "--method", "none", "--set", "data.dataset={format: folder, path: \(empty)}", "--set", "run_dir=\(root)/z"])
+    #expect(data.status != 0 && data.stderr.contains(empty), "\(data.stderr)")
+  }
+
+  @Test func nonFiniteLossStopsWithADiagnosticAndKeepsCheckpoints() throws {
+    let (root, config) = try prepared("nonfinite")
+    let run = "\(root)/blowup"
+    // A sane first run leaves checkpoints; resuming it with an absurd learning rate must diverge.
+    let first = try runCLI(["distill", "--config", config, "--method", "none", "--set", "run_dir=\(run)", "--set", "train.steps=10"])
+    #expect(first.status == 0, "\(first.stderr)")
+    let before = RunCheckpoint.stepFolders(in: "\(run)/checkpoints")
+    let digests = try before.map { try RunCheckpoint.open($0).meta.files }
+    let diverged = try runCLI([
+      "distill", "--config", config, "--method", "none", "--set", "run_dir=\(run)", "--set", "train.steps=20", "--set", "optimizer.lr=1e30",
+      "--set", "optimizer.clip_norm=0", "--resume", "latest",
+    ])
+    #expect(diverged.status == 1, "\(diverged.stderr)")
+    #expect(diverged.stderr.contains("not finite") && diverged.stderr.contains("task/clip"), "\(diverged.stderr)")
+    let diagnostics = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix("diagnostic-step-") }
+    #expect(diagnostics.count == 1)
+    // Checkpoints written before the divergence verify and are unchanged.
+    let after = RunCheckpoint.stepFolders(in: "\(run)/checkpoints")
+    for (folder, files) in zip(before, digests) where after.contains(folder) {
+      #expect(try RunCheckpoint.open(folder).meta.files == files)
+    }
+  }
+}
+
+@Suite struct CheckpointTests {
+  func save(_ folder: String, step: Int, value: Float) throws -> RunCheckpoint {
+    let meta = CheckpointMeta(
+      step: step, position: .init(epoch: 0, batch: step), architecture: "{}", method: "none", seed: 0, bestValue: nil, bestStep: nil,
+      metrics: [:], files: [:], savedAt: "now")
+    return try RunCheckpoint.save(in: folder, meta: meta, tensors: ["model": ["w": try Tensor([value, value], shape: [2])]])
+  }
+
+  @Test func roundTripAndCorruptionDetected() throws {
+    let folder = try temporaryFolder("ckpt")
+    _ = try save(folder, step: 1, value: 1)
+    let second = try save(folder, step: 2, value: 2)
+    #expect(try RunCheckpoint.open(second.directory).tensors("model")["w"]?.doubles() == [2, 2])
+    #expect(RunCheckpoint.latest(in: folder)?.meta.step == 2)
+
+    // Flip one byte of the newest checkpoint's weights: it is refused and the older one is used.
+    let weights = "\(second.directory)/model.safetensors"
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: weights))
+    bytes[bytes.count - 1] ^= 0xFF
+    try bytes.write(to: URL(fileURLWithPath: weights))
+    #expect(throws: CheckpointError.self) { try RunCheckpoint.open(second.directory) }
+    var skipped: [String] = []
+    #expect(RunCheckpoint.latest(in: folder) { dir, _ in skipped.append(dir) }?.meta.step == 1)
+    #expect(skipped == [second.directory])
+    // A folder without meta.json (as a crash mid-write would leave under a temporary name) is not a checkpoint.
+    #expect(throws: CheckpointError.self) { try RunCheckpoint.open(folder) }
+  }
+
+  @Test func pruneKeepsLastAndBest() throws {
+    let folder = try temporaryFolder("prune")
+    for step in 1...5 { _ = try save(folder, step: step, value: Float(step)) }
+    RunCheckpoint.prune(in: folder, keepLast: 2, best: "step-0000002")
+    let names = RunCheckpoint.stepFolders(in: folder).map { ($0 as NSString).lastPathComponent }
+    #expect(names == ["step-0000005", "step-0000004", "step-0000002"])
+  }
+}
