@@ -3,7 +3,9 @@ SWIFT ?= swift
 BOOTSTRAP := scripts/bootstrap.sh
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test build release bootstrap bootstrap-reference fixtures check-live bench bench-data format clean
+## make demo: the whole comparison on the embedded benchmark — teacher, every method, report.
+## make demo-quick: the same at smoke-test size (about 3 minutes).
+.PHONY: demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-data format clean
 
 ## make test: the whole suite in debug, then again optimised, where Swift may release a
 ## temporary before a C call that uses its handle (what the lifetime tests guard). CI runs this.
@@ -14,6 +16,14 @@ test: bootstrap
 	$(SWIFT) test --skip-build --no-parallel
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build --no-parallel
+
+demo: bootstrap
+	$(SWIFT) build -c release --product cmapkd
+	"$$($(SWIFT) build -c release --show-bin-path)/cmapkd" demo $(DEMO_ARGS)
+
+demo-quick: bootstrap
+	$(SWIFT) build -c release --product cmapkd
+	"$$($(SWIFT) build -c release --show-bin-path)/cmapkd" demo --quick $(DEMO_ARGS)
 
 build: bootstrap
 	$(SWIFT) build

@@ -79,6 +79,9 @@ public struct DataSection: Codable, Equatable, Sendable {
   public var workers = 2
   /// Distinct augmented views per sample: bounds the teacher cache (one entry per view).
   public var augmentationVariants = 4
+  /// Shuffle the training split in blocks of this many consecutive samples (the generated
+  /// benchmark's contrast sets, so each batch holds near-miss scenes); 1 = plain shuffle.
+  public var shuffleGroup = 1
   public var augmentation = AugmentationConfig()
   /// CLIP BPE vocabulary (open_clip's `bpe_simple_vocab_16e6.txt.gz`); found in the project
   /// venv when omitted.
@@ -87,7 +90,7 @@ public struct DataSection: Codable, Equatable, Sendable {
   enum CodingKeys: String, CodingKey {
     case scenes, dataset, workers, augmentation, vocabulary
     case trainSplits = "train_splits", valSplits = "val_splits", testSplits = "test_splits"
-    case augmentationVariants = "augmentation_variants"
+    case augmentationVariants = "augmentation_variants", shuffleGroup = "shuffle_group"
   }
 
   public init() {}
@@ -102,6 +105,7 @@ public struct DataSection: Codable, Equatable, Sendable {
     testSplits = try c.decode(.testSplits, default: d.testSplits)
     workers = try c.decode(.workers, default: d.workers)
     augmentationVariants = try c.decode(.augmentationVariants, default: d.augmentationVariants)
+    shuffleGroup = try c.decode(.shuffleGroup, default: d.shuffleGroup)
     augmentation = try c.decode(.augmentation, default: d.augmentation)
     vocabulary = try c.decodeIfPresent(String.self, forKey: .vocabulary)
   }

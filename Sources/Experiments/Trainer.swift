@@ -81,6 +81,7 @@ public final class Trainer {
     var loaderConfig = LoaderConfig(
       batchSize: budget.batchSize, shuffle: true, seed: UInt64(config.seed), numWorkers: config.data.workers, training: true)
     loaderConfig.augmentationVariants = config.data.augmentationVariants
+    loaderConfig.shuffleGroup = config.data.shuffleGroup
     let loader = try BatchLoader(dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, config: loaderConfig)
 
     // Models and method.

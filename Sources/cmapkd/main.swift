@@ -21,7 +21,7 @@ struct CMAPKDCommand: ParsableCommand {
         cmapkd report runs/demo/teacher runs/demo/cmapkd runs/demo/kd --out runs/demo
       """,
     subcommands: [
-      DataCommand.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Report.self, Demo.self, Bench.self,
+      DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Report.self, Demo.self, Bench.self,
     ])
 
   static func main() {
@@ -80,6 +80,18 @@ struct DataCommand: ParsableCommand {
     @Option(help: "Output folder.") var out: String
     func run() throws { try DataTools.export(try options.load(defaults: ["configs/demo.yaml"]), split: split, to: out) }
   }
+}
+
+struct ShowConfig: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "config", abstract: "Print the resolved config (every key, defaults filled in) as YAML.",
+    discussion: """
+      Examples:
+        cmapkd config                                   # the defaults
+        cmapkd config --config configs/demo.yaml --config configs/methods/kd.yaml --set train.steps=100
+      """)
+  @OptionGroup var options: ConfigOptions
+  func run() throws { print(try ConfigLoader.yaml(try options.load()), terminator: "") }
 }
 
 struct ResumeOption: ParsableArguments {

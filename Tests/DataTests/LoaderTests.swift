@@ -211,7 +211,31 @@ import Torch
   }
 
   @Test func configDecodesFromPartialJSON() throws {
-    let config = try JSONDecoder().decode(LoaderConfig.self, from: Data(#"{"batchSize": 8, "errorPolicy": "skip"}"#.utf8))
+    let config = try JSONDecoder().decode(LoaderConfig.self, from: Data(#"{"batch_size": 8, "error_policy": "skip"}"#.utf8))
     #expect(config.batchSize == 8 && config.errorPolicy == .skip && config.numWorkers == 2 && config.dropLast)
   }
+}
+
+@Test func shuffleGroupKeepsBlocksTogether() throws {
+  var scenes = ScenesConfig(seed: 0, imageSize: 32)
+  scenes.train = SceneSplitConfig(count: 22, minObjects: 2, contrastSetSize: 4)
+  var config = LoaderConfig(batchSize: 8, shuffle: true, seed: 3, numWorkers: 0)
+  config.shuffleGroup = 4
+  let loader = try BatchLoader(
+    dataset: try ScenesDataset(scenes, split: .train), tokenizer: TinyTokenizer(),
+    preprocessor: try ImagePreprocessor(PreprocessConfig(imageSize: 32)), config: config)
+  let order = loader.order(epoch: 1)
+  #expect(order.sorted() == Array(0..<22))
+  // Every block of four (and the last, short block) appears whole and in order.
+  var i = 0
+  while i < order.count {
+    let start = order[i]
+    #expect(start % 4 == 0)
+    let length = min(4, 22 - start)
+    #expect(Array(order[i..<i + length]) == Array(start..<start + length))
+    i += length
+  }
+  #expect(order != Array(0..<22), "blocks are shuffled")
+  #expect(loader.order(epoch: 1) == order, "deterministic")
+  #expect(loader.order(epoch: 2) != order, "each epoch its own order")
 }

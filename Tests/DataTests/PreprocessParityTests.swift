@@ -103,7 +103,7 @@ import Torch
   }
 
   @Test func configDecodesFromPartialJSON() throws {
-    let config = try JSONDecoder().decode(PreprocessConfig.self, from: Data(#"{"imageSize": 96}"#.utf8))
+    let config = try JSONDecoder().decode(PreprocessConfig.self, from: Data(#"{"image_size": 96}"#.utf8))
     #expect(config.imageSize == 96)
     #expect(config.mean == PreprocessConfig.clipMean)
     #expect(config.augmentation.scale == [0.9, 1.0])

@@ -12,7 +12,16 @@ struct EpochPlan: Sendable {
     var order = Array(0..<count)
     if config.shuffle {
       var random = SeededRandom(config.seed, 0x5EED, UInt64(epoch))
-      random.shuffle(&order)
+      let group = max(config.shuffleGroup, 1)
+      if group == 1 {
+        random.shuffle(&order)
+      } else {
+        // Blocks of `group` consecutive samples move together (a generated contrast set stays
+        // in one batch, so in-batch negatives include its near-misses).
+        var blocks = Array(0..<((count + group - 1) / group))
+        random.shuffle(&blocks)
+        order = blocks.flatMap { b in (b * group)..<min((b + 1) * group, count) }
+      }
     }
     self.order = order
   }

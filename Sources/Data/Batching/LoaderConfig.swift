@@ -8,6 +8,7 @@
 public struct LoaderConfig: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
     case shuffle, seed, training, batchSize = "batch_size", numWorkers = "num_workers", prefetchBatches = "prefetch_batches", dropLast = "drop_last", captionChoice = "caption_choice", augmentationVariants = "augmentation_variants", errorPolicy = "error_policy"
+    case shuffleGroup = "shuffle_group"
   }
 
   public enum CaptionChoice: String, Codable, Sendable {
@@ -34,6 +35,10 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
   /// e mod k, so a teacher-feature cache needs only k entries per sample.
   public var augmentationVariants: Int? = nil
   public var errorPolicy: ErrorPolicy = .fail
+  /// Shuffle blocks of this many consecutive samples instead of single samples (1 = plain
+  /// shuffle). With the generated benchmark's contrast sets, a block is one set of near-miss
+  /// scenes, which then share a batch.
+  public var shuffleGroup: Int = 1
 
   public init(batchSize: Int = 64, shuffle: Bool = true, seed: UInt64 = 0, numWorkers: Int = 2, training: Bool = true) {
     self.batchSize = batchSize
@@ -64,13 +69,15 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
     captionChoice = try c.decode(.captionChoice, default: d.captionChoice)
     augmentationVariants = try c.decodeIfPresent(Int.self, forKey: .augmentationVariants)
     errorPolicy = try c.decode(.errorPolicy, default: d.errorPolicy)
+    shuffleGroup = try c.decode(.shuffleGroup, default: d.shuffleGroup)
   }
 
   func validate() throws {
     func fail(_ message: String) -> DataError { DataError(.invalidArgument, file: "LoaderConfig", message) }
-    guard batchSize > 0 else { throw fail("batchSize must be positive") }
-    guard numWorkers >= 0, prefetchBatches >= 1 else { throw fail("numWorkers ≥ 0 and prefetchBatches ≥ 1 required") }
-    if let k = augmentationVariants, k < 1 { throw fail("augmentationVariants must be at least 1") }
+    guard batchSize > 0 else { throw fail("batch_size must be positive") }
+    guard numWorkers >= 0, prefetchBatches >= 1 else { throw fail("num_workers ≥ 0 and prefetch_batches ≥ 1 required") }
+    if let k = augmentationVariants, k < 1 { throw fail("augmentation_variants must be at least 1") }
+    guard shuffleGroup >= 1 else { throw fail("shuffle_group must be at least 1") }
   }
 }
 

@@ -123,7 +123,7 @@ public struct ScenesConfig: Codable, Sendable, Equatable {
       throw fail("contrastSetSize must be 1…\(SceneSampler.maxContrastSetSize)")
     }
     guard s.contrastSetSize == 1 || s.minObjects >= 2 else {
-      throw fail("contrast sets swap attributes between objects: minObjects must be at least 2")
+      throw fail("contrast sets swap attributes between objects: min_objects must be at least 2")
     }
   }
 }
