@@ -5,7 +5,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 ## make demo: the whole comparison on the embedded benchmark — teacher, every method, report.
 ## make demo-quick: the same at smoke-test size (about 3 minutes).
-.PHONY: demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-data format clean
+.PHONY: demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-distill bench-data format clean
 
 ## make test: the whole suite in debug, then again optimised, where Swift may release a
 ## temporary before a C call that uses its handle (what the lifetime tests guard). CI runs this.
@@ -52,6 +52,13 @@ check-live: fixtures
 bench: bootstrap-reference
 	$(SWIFT) build -c release --product TorchBench
 	.venv/bin/python bench/run_bench.py --swift-binary "$$($(SWIFT) build -c release --show-bin-path)/TorchBench"
+
+## make bench-distill: one CMAPKD step at the scene sizes: teacher live vs warm cache, selector
+## cost, then Swift vs PyTorch eager from the same weights
+bench-distill: bootstrap-reference
+	$(SWIFT) build -c release --product DistillBench
+	"$$($(SWIFT) build -c release --show-bin-path)/DistillBench" cache
+	.venv/bin/python bench/distill_step.py --swift-binary "$$($(SWIFT) build -c release --show-bin-path)/DistillBench"
 
 ## make bench-data: data pipeline (decode + CLIP preprocess + batch), Swift vs PIL + torchvision
 ## DataLoader; then the scene benchmark's generator speed and bag-of-words R@1

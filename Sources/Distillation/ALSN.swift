@@ -24,13 +24,47 @@ public struct LevelWeights {
   /// Cross-modal coupling α [B, 4, 4] (vision × language); each sample's active pairs sum to 1.
   public var coupling: Tensor
 
+  public init(vision: Tensor, language: Tensor, coupling: Tensor) {
+    self.vision = vision
+    self.language = language
+    self.coupling = coupling
+  }
+
   /// Mean Shannon entropy (nats) of the rows of each weight tensor, for logging and collapse checks.
   public func entropies() throws -> (vision: Double, language: Double, coupling: Double) {
-    func entropy(_ w: Tensor) throws -> Double {
-      let p = try w.flatten(start: 1).detach()
-      return try (p * p.clamp(min: 1e-12).log()).sum(dim: 1).neg().mean().item()
+    (
+      try LevelWeights.meanEntropy(vision.detach()).item(), try LevelWeights.meanEntropy(language.detach()).item(),
+      try LevelWeights.meanEntropy(coupling.detach()).item()
+    )
+  }
+
+  /// The mean over samples of each row's entropy (nats), differentiable: w [B, …] → 0-d.
+  /// Levels with weight exactly 0 (inactive) contribute nothing.
+  public static func meanEntropy(_ w: Tensor) throws -> Tensor {
+    let p = try w.flatten(start: 1)
+    return try (p * p.clamp(min: 1e-12).log()).sum(dim: 1).neg().mean()
+  }
+
+  /// The same weights cut from the autograd graph.
+  public func detached() throws -> LevelWeights {
+    LevelWeights(vision: try vision.detach(), language: try language.detach(), coupling: try coupling.detach())
+  }
+
+  /// Weights in proportion to per-level actions in [0, 1] (the `policy` mode's actions):
+  /// w = a / Σ a over the active levels, exactly 0 elsewhere. Unlike the gating softmax, any
+  /// ratio between two levels is reachable, without a temperature to learn.
+  /// - Parameters:
+  ///   - actions: [B, 24]: 4 vision, 4 language and 16 coupling actions (vision × language, row-major).
+  public static func proportional(actions: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>) throws -> LevelWeights {
+    func share(_ a: Tensor, _ mask: Tensor) throws -> Tensor {
+      let kept = try a * mask
+      return try kept / kept.sum(dim: 1, keepDim: true).clamp(min: 1e-12)
     }
-    return (try entropy(vision), try entropy(language), try entropy(coupling))
+    let (v, l, c) = try ALSN.split(actions)
+    return LevelWeights(
+      vision: try share(v, LevelMask.vector(activeVision, like: v)),
+      language: try share(l, LevelMask.vector(activeLanguage, like: l)),
+      coupling: try share(c, LevelMask.pairs(activeVision, activeLanguage, like: c)).view([-1, 4, 4]))
   }
 
   /// Batch-mean weight of each level, for plots of the weights over training.
@@ -69,12 +103,36 @@ public final class ALSN: Module {
     super.init()
   }
 
-  /// The squashed scores before normalization: sigmoid of each head [B, 4], [B, 4], [B, 16].
-  public func scores(image: Tensor, text: Tensor) throws -> (vision: Tensor, language: Tensor, coupling: Tensor) {
+  /// The heads before the sigmoid, side by side: [B, 24] = vision (4), language (4), coupling
+  /// (16, vision × language). The `policy` mode uses them as the mean of its logit-normal policy.
+  public func logits(image: Tensor, text: Tensor) throws -> Tensor {
     // The selector reads the student's features but must not reshape them: detach its input.
     let x = try Tensor.cat([image.detach(), text.detach()], dim: 1)  // [B, 2D]
     let h = try dropout(encoder2(dropout(encoder1(x).gelu())).gelu())  // [B, 256]
-    return (try visionHead(h).sigmoid(), try languageHead(h).sigmoid(), try couplingHead(h).sigmoid())
+    return try Tensor.cat([visionHead(h), languageHead(h), couplingHead(h)], dim: 1)
+  }
+
+  /// The squashed scores before normalization: sigmoid of each head [B, 4], [B, 4], [B, 16].
+  public func scores(image: Tensor, text: Tensor) throws -> (vision: Tensor, language: Tensor, coupling: Tensor) {
+    try ALSN.split(logits(image: image, text: text).sigmoid())
+  }
+
+  /// [B, 24] → vision [B, 4], language [B, 4], coupling [B, 16].
+  public static func split(_ x: Tensor) throws -> (vision: Tensor, language: Tensor, coupling: Tensor) {
+    (
+      try x.narrow(dim: 1, start: 0, length: 4), try x.narrow(dim: 1, start: 4, length: 4),
+      try x.narrow(dim: 1, start: 8, length: 16)
+    )
+  }
+
+  /// [1, 24] with 1 at the heads' active entries (the inverse layout of `split`).
+  public static func activeMask(activeVision: Set<Level>, activeLanguage: Set<Level>, like x: Tensor) throws -> Tensor {
+    try Tensor.cat(
+      [
+        LevelMask.vector(activeVision, like: x), LevelMask.vector(activeLanguage, like: x),
+        LevelMask.pairs(activeVision, activeLanguage, like: x),
+      ],
+      dim: 1)
   }
 
   /// Weights from given scores in [0, 1]: softmax(score / T) over the active levels only.
@@ -89,9 +147,12 @@ public final class ALSN: Module {
         .view([-1, 4, 4]))
   }
 
-  public func callAsFunction(image: Tensor, text: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>) throws -> LevelWeights {
+  public func callAsFunction(
+    image: Tensor, text: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>
+  ) throws -> LevelWeights {
     let s = try scores(image: image, text: text)
-    return try normalize(vision: s.vision, language: s.language, coupling: s.coupling, activeVision: activeVision, activeLanguage: activeLanguage)
+    return try normalize(
+      vision: s.vision, language: s.language, coupling: s.coupling, activeVision: activeVision, activeLanguage: activeLanguage)
   }
 }
 
@@ -109,7 +170,9 @@ enum LevelMask {
 
   /// [1, 16] with 1 at active (vision, language) pairs, row-major vision × language.
   static func pairs(_ vision: Set<Level>, _ language: Set<Level>, like x: Tensor) throws -> Tensor {
-    let values = Level.allCases.flatMap { v in Level.allCases.map { l in vision.contains(v) && language.contains(l) ? Float(1) : 0 } }
+    let values = Level.allCases.flatMap { v in
+      Level.allCases.map { l in vision.contains(v) && language.contains(l) ? Float(1) : 0 }
+    }
     return try Tensor(values, shape: [1, 16]).to(x.device, x.dtype)
   }
 }

@@ -44,13 +44,34 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   public var manualVision: [Double]?
   public var manualLanguage: [Double]?
   public var manualCoupling: [Double]?
+  /// The ALSN's own optimizer (`gating`, `policy`): AdamW at this learning rate, no weight decay.
+  public var selectorLearningRate = 1e-3
+  /// The selector learns every K optimizer steps (K ≥ 1): each update costs extra passes
+  /// over the student (see `SelectorTrainer`).
+  public var selectorInterval = 10
+  /// β, the weight of the entropy bonus in the `gating` selector's loss. With credits
+  /// normalized to Σ|ĉ| = 1 the selector's optimum is w ∝ exp(ĉ / β), so β bounds how far
+  /// the weights can collapse (`SelectorTrainer.entropyFloor`).
+  public var selectorEntropyWeight = 0.5
+  /// σ of the `policy` mode's logit-normal policy (exploration in logit space).
+  public var policySigma = 0.5
+  /// λ of the `policy` reward: held-out loss decrease − λ · expected level cost.
+  public var policyCostWeight = 0.01
+  /// Momentum of the `policy` reward baseline (an exponential moving average).
+  public var policyBaselineMomentum = 0.9
 
   enum CodingKeys: String, CodingKey {
     case pyramid, lambdas, temperature, selection
     case manualVision = "manual_vision", manualLanguage = "manual_language", manualCoupling = "manual_coupling"
+    case selectorLearningRate = "selector_learning_rate", selectorInterval = "selector_interval"
+    case selectorEntropyWeight = "selector_entropy_weight", policySigma = "policy_sigma", policyCostWeight = "policy_cost_weight"
+    case policyBaselineMomentum = "policy_baseline_momentum"
   }
 
-  public init(pyramid: PyramidConfig = PyramidConfig(), lambdas: LossWeights = LossWeights(), temperature: Double = 0.07, selection: SelectionMode = .uniform) {
+  public init(
+    pyramid: PyramidConfig = PyramidConfig(), lambdas: LossWeights = LossWeights(), temperature: Double = 0.07,
+    selection: SelectionMode = .uniform
+  ) {
     self.pyramid = pyramid
     self.lambdas = lambdas
     self.temperature = temperature
@@ -59,13 +80,32 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
 
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
-    pyramid = try c.decode(.pyramid, default: PyramidConfig())
-    lambdas = try c.decode(.lambdas, default: LossWeights())
-    temperature = try c.decode(.temperature, default: 0.07)
-    selection = try c.decode(.selection, default: .uniform)
+    let d = CMAPKDConfig()
+    pyramid = try c.decode(.pyramid, default: d.pyramid)
+    lambdas = try c.decode(.lambdas, default: d.lambdas)
+    temperature = try c.decode(.temperature, default: d.temperature)
+    selection = try c.decode(.selection, default: d.selection)
     manualVision = try c.decodeIfPresent([Double].self, forKey: .manualVision)
     manualLanguage = try c.decodeIfPresent([Double].self, forKey: .manualLanguage)
     manualCoupling = try c.decodeIfPresent([Double].self, forKey: .manualCoupling)
+    selectorLearningRate = try c.decode(.selectorLearningRate, default: d.selectorLearningRate)
+    selectorInterval = try c.decode(.selectorInterval, default: d.selectorInterval)
+    selectorEntropyWeight = try c.decode(.selectorEntropyWeight, default: d.selectorEntropyWeight)
+    policySigma = try c.decode(.policySigma, default: d.policySigma)
+    policyCostWeight = try c.decode(.policyCostWeight, default: d.policyCostWeight)
+    policyBaselineMomentum = try c.decode(.policyBaselineMomentum, default: d.policyBaselineMomentum)
+  }
+
+  /// Throws naming the first selector setting that cannot work.
+  public func validate() throws {
+    func check(_ ok: Bool, _ message: String) throws { if !ok { throw PyramidError("cmapkd: \(message)") } }
+    try check(selectorLearningRate >= 0, "selector_learning_rate must be ≥ 0, got \(selectorLearningRate)")
+    try check(selectorInterval >= 1, "selector_interval must be ≥ 1 (learn every K steps), got \(selectorInterval)")
+    try check(selectorEntropyWeight >= 0, "selector_entropy_weight must be ≥ 0, got \(selectorEntropyWeight)")
+    try check(policySigma > 0, "policy_sigma must be > 0, got \(policySigma)")
+    try check(policyCostWeight >= 0, "policy_cost_weight must be ≥ 0, got \(policyCostWeight)")
+    try check(
+      (0..<1).contains(policyBaselineMomentum), "policy_baseline_momentum must be in [0, 1), got \(policyBaselineMomentum)")
   }
 }
 
@@ -94,6 +134,20 @@ public struct CMAPKDStep {
   public var total: Tensor
 }
 
+/// The student's side of one batch before any level weighting: its embeddings, its adapted
+/// pyramid levels (teacher widths and resolutions) and their shared-space vectors.
+public struct StudentSide {
+  /// The student's own image and text embeddings [B, P_s].
+  public var image: Tensor
+  public var caption: Tensor
+  /// The student's learnable log logit scale (for the task term).
+  public var logitScale: Tensor
+  public var vision: VisionLevels
+  public var language: LanguageLevels
+  /// Each level in the shared space, 4 × [B, P] per modality.
+  public var shared: (vision: [Tensor], language: [Tensor])
+}
+
 /// Cross-Modal Adaptive Pyramid Knowledge Distillation: composes pyramids, bridge, ALSN and
 /// the three levels of losses into the student's training loss.
 public struct CMAPKD {
@@ -107,27 +161,41 @@ public struct CMAPKD {
   ///   - teacher: the teacher's features for the same batch (computed live or from the cache).
   ///   - pixels [B, C, H, W], ids [B, T], attentionMask [B, T].
   public func step(
-    student: CLIPModel, head: CMAPKDHead, teacher: TeacherFeatures, pixels: Tensor, ids: Tensor, attentionMask: Tensor, stage: Stage
+    student: CLIPModel, head: CMAPKDHead, teacher: TeacherFeatures, pixels: Tensor, ids: Tensor, attentionMask: Tensor,
+    stage: Stage
   ) throws -> CMAPKDStep {
+    let side = try forward(student: student, head: head, teacher: teacher, pixels: pixels, ids: ids, attentionMask: attentionMask)
+    let weights = try levelWeights(head: head, image: side.image, text: side.caption, active: stage.activeLevels)
+    return try losses(side, teacher: teacher, weights: weights, stage: stage)
+  }
+
+  /// The student's forward pass on one batch: towers, pyramids at the teacher's resolutions,
+  /// adapters and bridges.
+  public func forward(
+    student: CLIPModel, head: CMAPKDHead, teacher: TeacherFeatures, pixels: Tensor, ids: Tensor, attentionMask: Tensor
+  ) throws -> StudentSide {
     let pyramidConfig = config.pyramid
-    let lambdas = config.lambdas
-    let active = stage.activeLevels
     let vision = try student.visionModel(pixels)
     let text = try student.textModel(ids, attentionMask: attentionMask)
-    let image = try student.visualProjection(vision.pooled)  // [B, P_s]
-    let caption = try student.textProjection(text.pooled)
-
-    // Pyramids: the student's own, at the teacher's resolutions, then adapted to its widths.
-    let (teacherVision, teacherLanguage) = try teacher.levels(pyramidConfig)
     let rawVision = try VisionPyramid.levels(
       taps: VisionPyramid.taps(vision, config: pyramidConfig), grid: vision.grid, targetGrid: teacher.grid, config: pyramidConfig)
     let rawLanguage = try LanguageHierarchy.levels(
-      taps: LanguageHierarchy.taps(text, config: pyramidConfig), attentionMask: attentionMask, pooledPositions: text.pooledPositions,
+      taps: LanguageHierarchy.taps(text, config: pyramidConfig), attentionMask: attentionMask,
+      pooledPositions: text.pooledPositions,
       config: pyramidConfig)
     let (studentVision, studentLanguage) = try head.pyramid.adapt(vision: rawVision, language: rawLanguage)
-    let shared = try head.bridge.shared(vision: studentVision, language: studentLanguage)
+    return StudentSide(
+      image: try student.visualProjection(vision.pooled), caption: try student.textProjection(text.pooled),
+      logitScale: student.logitScale, vision: studentVision,
+      language: studentLanguage, shared: try head.bridge.shared(vision: studentVision, language: studentLanguage))
+  }
 
-    let weights = try levelWeights(head: head, image: image, text: caption, active: active)
+  /// The λ-weighted loss terms of one batch given the student's side and the level weights.
+  public func losses(_ side: StudentSide, teacher: TeacherFeatures, weights: LevelWeights, stage: Stage) throws -> CMAPKDStep {
+    let lambdas = config.lambdas
+    let active = stage.activeLevels
+    let (teacherVision, teacherLanguage) = try teacher.levels(config.pyramid)
+    let shared = side.shared
     var parts = LossParts()
     func add(_ lambda: Double, _ name: String, _ make: () throws -> LossParts) throws {
       guard lambda != 0 else { return }
@@ -136,10 +204,10 @@ public struct CMAPKD {
       parts.merge(scaled, prefix: name)
     }
     try add(lambdas.intraVision, "intra_v") {
-      try Losses.intraVision(student: studentVision, teacher: teacherVision, weights: weights.vision, active: active)
+      try Losses.intraVision(student: side.vision, teacher: teacherVision, weights: weights.vision, active: active)
     }
     try add(lambdas.intraLanguage, "intra_l") {
-      try Losses.intraLanguage(student: studentLanguage, teacher: teacherLanguage, weights: weights.language, active: active)
+      try Losses.intraLanguage(student: side.language, teacher: teacherLanguage, weights: weights.language, active: active)
     }
     try add(lambdas.align, "align") {
       try Losses.alignment(
@@ -148,11 +216,13 @@ public struct CMAPKD {
     }
     try add(lambdas.pyramid, "pyramid") {
       try Losses.pyramidAlignment(
-        student: shared, teacher: (teacher.sharedVision, teacher.sharedLanguage), coupling: weights.coupling, activeVision: active,
+        student: shared, teacher: (teacher.sharedVision, teacher.sharedLanguage), coupling: weights.coupling,
+        activeVision: active,
         activeLanguage: active, temperature: config.temperature)
     }
     try add(lambdas.relation, "relation") {
-      try Losses.sampleRelation(student: [shared.vision[3], shared.language[3]], teacher: [teacher.sharedVision[3], teacher.sharedLanguage[3]])
+      try Losses.sampleRelation(
+        student: [shared.vision[3], shared.language[3]], teacher: [teacher.sharedVision[3], teacher.sharedLanguage[3]])
     }
     try add(lambdas.layerRelation, "layer_relation") {
       let levels = Level.allCases.filter { active.contains($0) }.map(\.rawValue)
@@ -163,13 +233,19 @@ public struct CMAPKD {
     }
     try add(lambdas.task, "task") {
       var task = LossParts()
-      task.add("clip", try Losses.clip(images: image, texts: caption, logitScale: student.logitScale))
+      task.add("clip", try Losses.clip(images: side.image, texts: side.caption, logitScale: side.logitScale))
       return task
     }
     guard let total = try parts.sum() else { throw PyramidError("every loss term is switched off (all λ are 0)") }
     return CMAPKDStep(loss: parts, weights: weights, total: total)
   }
 
+  /// The level weights of one batch for the configured mode, cut from the autograd graph.
+  ///
+  /// The weights multiply the losses as constants: the selector is never trained on the loss
+  /// it weights (that collapses onto the easiest level). `gating` and `policy` learn from
+  /// held-out progress instead, in `SelectorTrainer`; here `policy` acts greedily (the
+  /// policy's mean action), and `CMAPKDMethod` samples around it on the steps it learns from.
   func levelWeights(head: CMAPKDHead, image: Tensor, text: Tensor, active: Set<Level>) throws -> LevelWeights {
     switch config.selection {
     case .uniform:
@@ -178,12 +254,11 @@ public struct CMAPKD {
       return try FixedWeights.make(
         batch: image.size(0), vision: config.manualVision, language: config.manualLanguage, coupling: config.manualCoupling,
         activeVision: active, activeLanguage: active, device: image.device)
-    case .gating, .policy:
-      // The weights multiply the losses as constants: the selector is never trained on the
-      // loss it weights (that collapses onto the easiest level). Its own signal comes from
-      // held-out progress (not implemented yet: see docs/method.md).
-      let w = try head.alsn(image: image, text: text, activeVision: active, activeLanguage: active)
-      return LevelWeights(vision: try w.vision.detach(), language: try w.language.detach(), coupling: try w.coupling.detach())
+    case .gating:
+      return try head.alsn(image: image, text: text, activeVision: active, activeLanguage: active).detached()
+    case .policy:
+      let actions = try head.alsn.logits(image: image, text: text).detach().sigmoid()
+      return try LevelWeights.proportional(actions: actions, activeVision: active, activeLanguage: active)
     }
   }
 }

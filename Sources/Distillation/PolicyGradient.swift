@@ -16,9 +16,12 @@ public struct LogitNormalPolicy {
   public private(set) var baseline: Double?
   public var baselineMomentum: Double
 
-  public init(sigma: Double = 0.5, baselineMomentum: Double = 0.9) {
+  /// - Parameters:
+  ///   - baseline: a baseline to resume from (a checkpoint's); nil starts without one.
+  public init(sigma: Double = 0.5, baselineMomentum: Double = 0.9, baseline: Double? = nil) {
     self.sigma = sigma
     self.baselineMomentum = baselineMomentum
+    self.baseline = baseline
   }
 
   /// Samples actions for means μ [B, K]: returns the actions a ∈ (0, 1) and the logits z (both detached).
@@ -29,16 +32,25 @@ public struct LogitNormalPolicy {
   }
 
   /// log π(a) up to a constant independent of μ, per row: Σ_k −(z − μ)² / (2σ²) → [B].
-  public func logProbability(mean: Tensor, logits z: Tensor) throws -> Tensor {
-    try (z - mean).square().sum(dim: 1) * (-0.5 / (sigma * sigma))
+  /// - Parameters:
+  ///   - mask: [1, K] or [B, K], 1 for the action dimensions that acted (inactive levels
+  ///     change nothing, so their noise must not enter the estimate); nil = all.
+  public func logProbability(mean: Tensor, logits z: Tensor, mask: Tensor? = nil) throws -> Tensor {
+    var squared = try (z - mean).square()
+    if let mask { squared = try squared * mask }
+    return try squared.sum(dim: 1) * (-0.5 / (sigma * sigma))
   }
+
+  /// The advantage r − b of a reward against the current baseline (0 for the first reward,
+  /// which sets the baseline).
+  public func advantage(_ reward: Double) -> Double { reward - (baseline ?? reward) }
 
   /// The surrogate whose gradient w.r.t. μ is the REINFORCE estimate for reward `reward`
   /// (one scalar for the batch), and updates the baseline.
-  public mutating func surrogateLoss(mean: Tensor, logits z: Tensor, reward: Double) throws -> Tensor {
-    let advantage = reward - (baseline ?? reward)
+  public mutating func surrogateLoss(mean: Tensor, logits z: Tensor, reward: Double, mask: Tensor? = nil) throws -> Tensor {
+    let advantage = advantage(reward)
     baseline = baseline.map { baselineMomentum * $0 + (1 - baselineMomentum) * reward } ?? reward
-    return try logProbability(mean: mean, logits: z).mean() * -advantage
+    return try logProbability(mean: mean, logits: z, mask: mask).mean() * -advantage
   }
 }
 
@@ -47,6 +59,14 @@ public struct LogitNormalPolicy {
 public enum LevelCost {
   public static func vision(gridCells: Int) -> [Double] {
     let raw = [16.0 * Double(gridCells), 4.0 * Double(gridCells), Double(gridCells), 1]
+    let total = raw.reduce(0, +)
+    return raw.map { $0 / total }
+  }
+
+  /// The language levels' relative cost: L1 over every token, L2 over every window of
+  /// `window` tokens, L3 and L4 one vector each; normalized to sum to 1.
+  public static func language(tokens: Int, window: Int) -> [Double] {
+    let raw = [Double(tokens), Double(max(tokens - window + 1, 1)), 1, 1]
     let total = raw.reduce(0, +)
     return raw.map { $0 / total }
   }

@@ -28,7 +28,7 @@ func smallBatch() throws -> (pixels: Tensor, ids: Tensor, mask: Tensor) {
 
 @Suite("CMAPKD composed: gradients, stages, a decreasing loss")
 struct CMAPKDTests {
-  @Test("every student-side parameter gets a gradient; the teacher gets none", arguments: [SelectionMode.uniform, .gating])
+  @Test("every student-side parameter gets a gradient; the teacher gets none", arguments: [SelectionMode.uniform, .gating, .policy])
   func gradients(_ mode: SelectionMode) throws {
     try Torch.manualSeed(0)
     let teacher = try CLIPModel(smallCLIP(width: 32, layers: 4))

@@ -57,10 +57,26 @@ struct PolicyTests {
     for (l, t) in zip(learned, target) { #expect(Swift.abs(l - t) < 0.08, "learned \(learned) vs optimum \(target)") }
   }
 
+  @Test("masked log-probability: inactive action dimensions contribute nothing")
+  func maskedLogProbability() throws {
+    let policy = LogitNormalPolicy(sigma: 0.5)
+    let mean = try Tensor([0, 0, 0, 0] as [Float], shape: [1, 4])
+    let z = try Tensor([1, 2, 3, 4] as [Float], shape: [1, 4])
+    let mask = try Tensor([1, 0, 1, 0] as [Float], shape: [1, 4])
+    // −(1² + 3²) / (2 · 0.25) = −20
+    #expect(Swift.abs(try policy.logProbability(mean: mean, logits: z, mask: mask).item() + 20) < 1e-5)
+    var withBaseline = LogitNormalPolicy(sigma: 0.5, baselineMomentum: 0.5, baseline: 1)
+    #expect(withBaseline.advantage(3) == 2)
+    _ = try withBaseline.surrogateLoss(mean: mean, logits: z, reward: 3, mask: mask)
+    #expect(withBaseline.baseline == 2)
+  }
+
   @Test("level costs follow the levels' spatial sizes")
   func costs() throws {
     let c = LevelCost.vision(gridCells: 64)
     #expect(Swift.abs(c.reduce(0, +) - 1) < 1e-12 && c[0] > c[1] && c[1] > c[2] && c[2] > c[3])
+    let l = LevelCost.language(tokens: 32, window: 3)
+    #expect(Swift.abs(l.reduce(0, +) - 1) < 1e-12 && l[0] > l[1] && l[1] > l[2] && l[2] == l[3])
     let w = try Tensor([1, 0, 0, 0, 0, 0, 0, 1] as [Float], shape: [2, 4])
     #expect(Swift.abs(try LevelCost.expected(w, costs: c) - (c[0] + c[3]) / 2) < 1e-6)
   }

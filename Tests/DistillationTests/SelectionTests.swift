@@ -36,6 +36,26 @@ struct SelectionTests {
     }
   }
 
+  @Test("policy actions become weights in proportion over active levels; the head layout splits back")
+  func proportionalWeights() throws {
+    let actions = try Tensor((0..<48).map { Float(1 + $0 % 7) / 8 }, shape: [2, 24])
+    let w = try LevelWeights.proportional(actions: actions, activeVision: [.deep, .global], activeLanguage: [.global])
+    let a = try actions.doubles(), v = try w.vision.doubles(), l = try w.language.doubles(), c = try w.coupling.doubles()
+    for b in 0..<2 {
+      let row = Array(a[24 * b..<24 * (b + 1)])
+      #expect(v[4 * b] == 0 && v[4 * b + 1] == 0)
+      #expect(Swift.abs(v[4 * b + 2] - row[2] / (row[2] + row[3])) < 1e-6 && Swift.abs(v[4 * b + 3] - row[3] / (row[2] + row[3])) < 1e-6)
+      #expect(l[4 * b + 3] == 1 && l[4 * b] == 0)
+      // Active pairs (P4, L4) and (P5, L4): coupling actions 8 + 11 and 8 + 15.
+      let pairs = Array(c[16 * b..<16 * (b + 1)])
+      #expect(Swift.abs(pairs[11] - row[19] / (row[19] + row[23])) < 1e-6 && Swift.abs(pairs[11] + pairs[15] - 1) < 1e-6)
+    }
+    let mask = try ALSN.activeMask(activeVision: [.deep, .global], activeLanguage: [.global], like: actions).doubles()
+    #expect(mask == [0, 0, 1, 1, 0, 0, 0, 1] + (0..<16).map { [11, 15].contains($0) ? 1 : 0 })
+    // The differentiable entropy agrees with the logged one.
+    #expect(Swift.abs(try LevelWeights.meanEntropy(w.coupling).item() - w.entropies().coupling) < 1e-9)
+  }
+
   @Test("uniform weights have entropy ln(active); manual weights renormalize over active levels")
   func fixedWeights() throws {
     let uniform = try FixedWeights.make(batch: 3, activeVision: Set(Level.allCases), activeLanguage: [.deep, .global])

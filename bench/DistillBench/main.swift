@@ -1,1 +1,301 @@
-print("DistillBench")
+// Distillation benchmark: one CMAPKD training step (teacher features, student forward,
+// pyramids, adapters, bridge, ALSN weights, the seven λ-weighted losses, backward, AdamW over
+// student + head) at the scene benchmark's sizes (Presets.sceneTeacher / sceneStudent, their
+// image size and text length, batch 64).
+//
+//   DistillBench cache [--batch 64] [--rounds 10] [--steps 3] [--warmup 2] [--threads 2] [--quick] [--out bench/out]
+//       the teacher computed live (TeacherFeatures.compute) vs read from a warm TeacherCache,
+//       rounds alternated; then the cost of one `gating` selector update and of one held-out
+//       evaluation (the `policy` reward). Prints medians and ratios; writes <out>/distill_cache.json.
+//   DistillBench export --out DIR
+//       writes the benchmark's teacher and student (the presets, CLIP's training initialisation,
+//       seed 0) as Hugging Face folders DIR/teacher and DIR/student, for bench/distill_step.py.
+//   DistillBench worker --weights DIR [--threads N]
+//       the Swift side of bench/distill_step.py (Swift vs PyTorch eager). DIR holds student/ and
+//       teacher/ (Hugging Face CLIP folders), head.safetensors and batch.safetensors. Protocol on
+//       stdin/stdout, one command per line:
+//         steps N → runs N timed steps (teacher live); prints "times t1 … tN" (seconds), "loss L" (last step)
+//         quit
+//
+// The ALSN runs in eval mode (no dropout) so that neither side draws random numbers and the
+// first-step losses of Swift and PyTorch can be compared.
+import Distillation
+import Foundation
+import Models
+import Pyramid
+import Torch
+import TorchNN
+import TorchOptim
+
+/// Prints a protocol line and flushes at once: the driver waits on each line.
+func send(_ line: String) {
+  FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func fail(_ message: String) -> Never {
+  FileHandle.standardError.write(Data("DistillBench: \(message)\n".utf8))
+  exit(1)
+}
+
+func option(_ name: String) -> String? {
+  let args = CommandLine.arguments
+  guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+  return args[i + 1]
+}
+
+func intOption(_ name: String, _ fallback: Int) -> Int {
+  guard let text = option(name) else { return fallback }
+  guard let value = Int(text), value > 0 else { fail("\(name) needs a positive integer, got '\(text)'") }
+  return value
+}
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+  let start = DispatchTime.now().uptimeNanoseconds
+  try body()
+  return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func median(_ values: [Double]) -> Double {
+  let s = values.sorted()
+  return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// The 1-, 5- and 15-minute load averages: the machine is shared, so say how busy it was.
+func loadAverage() -> String {
+  (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+}
+
+/// Student, teacher, CMAPKD head and the optimizer of one benchmark run.
+final class DistillStep {
+  let student: CLIPModel
+  let teacher: CLIPModel
+  let head: CMAPKDHead
+  let cmapkd: CMAPKD
+  let optimizer: AdamW
+
+  init(student: CLIPModel, teacher: CLIPModel, head: CMAPKDHead) throws {
+    self.student = student
+    self.teacher = teacher
+    self.head = head
+    try teacher.freeze()
+    teacher.eval()
+    student.train()
+    head.train()
+    head.alsn.eval()
+    cmapkd = CMAPKD(CMAPKDConfig(selection: .gating))
+    optimizer = try AdamW(student.parameters() + head.parameters(), learningRate: 1e-4, weightDecay: 0.01)
+  }
+
+  func teacherFeatures(_ batch: DistillBatch) throws -> TeacherFeatures {
+    try TeacherFeatures.compute(
+      teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask, pyramid: cmapkd.config.pyramid)
+  }
+
+  /// Loss, backward and AdamW step given the teacher's features; returns the loss.
+  func train(_ batch: DistillBatch, teacher features: TeacherFeatures) throws -> Double {
+    let step = try cmapkd.step(
+      student: student, head: head, teacher: features, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask,
+      stage: .fine)
+    try step.total.backward()
+    try optimizer.step()
+    try optimizer.zeroGrad()
+    return try step.total.item()
+  }
+}
+
+/// B random captions: start token, words, end of text, padded with 0 to `length`.
+func randomBatch(size: Int, imageSize: Int, length: Int, generator: Generator) throws -> DistillBatch {
+  let pixels = try Tensor.randn([size, 3, imageSize, imageSize], generator: generator)
+  let lengths = try Tensor.randint(6, length + 1, [size], generator: generator).toArray(Int64.self)
+  let words = try Tensor.randint(400, 49000, [size, length], generator: generator).toArray(Int64.self)
+  var ids: [Int64] = []
+  for (row, n) in lengths.enumerated() {
+    for position in 0..<length {
+      ids.append(position == 0 ? 49406 : position == Int(n) - 1 ? 49407 : position < n ? words[row * length + position] : 0)
+    }
+  }
+  let t = try Tensor(ids, shape: [size, length])
+  return DistillBatch(pixels: pixels, ids: t, attentionMask: try t.ne(0).to(.int64), teacher: nil, stage: .fine)
+}
+
+/// The benchmark's teacher and student: the scene presets with CLIP's initialisation for
+/// training from scratch (PyTorch's per-layer defaults give a degenerate start).
+func sceneModels() throws -> (teacher: CLIPModel, student: CLIPModel) {
+  try Torch.manualSeed(0)
+  let teacher = try CLIPModel(Presets.sceneTeacher)
+  try teacher.initializeForTraining()
+  let student = try CLIPModel(Presets.sceneStudent)
+  try student.initializeForTraining()
+  return (teacher, student)
+}
+
+// MARK: cache: live teacher vs warm cache
+
+func cacheBenchmark() throws {
+  let quick = CommandLine.arguments.contains("--quick")
+  let batchSize = intOption("--batch", 64)
+  let rounds = intOption("--rounds", quick ? 2 : 10)
+  let steps = intOption("--steps", quick ? 1 : 3)
+  let warmup = intOption("--warmup", quick ? 1 : 2)
+  Torch.numThreads = intOption("--threads", 2)
+  let out = option("--out") ?? "bench/out"
+  let loadBefore = loadAverage()
+
+  let (teacher, student) = try sceneModels()
+  let bench = try DistillStep(student: student, teacher: teacher, head: CMAPKDHead(student: student.config, teacher: teacher))
+  let generator = try Generator(seed: 1)
+  let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
+  let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  let keys = (0..<batchSize).map { "bench-\($0)" }
+
+  let root = FileManager.default.temporaryDirectory.appendingPathComponent("distillbench-cache-\(getpid())").path
+  defer { try? FileManager.default.removeItem(atPath: root) }
+  let cache = try TeacherCache(
+    root: root,
+    fingerprint: TeacherCache.fingerprint(teacher: teacher, preprocessing: "distillbench", pyramid: bench.cmapkd.config.pyramid))
+  let fill = try seconds { _ = try cache.store(bench.teacherFeatures(batch), keys: keys) }
+  print("cache filled: \(batchSize) samples, \(cache.bytesOnDisk / 1024) KiB in \(String(format: "%.1f", fill * 1e3)) ms")
+
+  var losses: [Double] = []
+  func live() throws -> Double { try seconds { losses.append(try bench.train(batch, teacher: bench.teacherFeatures(batch))) } }
+  func cached() throws -> Double {
+    try seconds {
+      guard let features = try cache.features(for: keys) else { fail("the warm cache missed") }
+      losses.append(try bench.train(batch, teacher: features))
+    }
+  }
+  for _ in 0..<warmup {
+    _ = try live()
+    _ = try cached()
+  }
+  print("losses during warm-up: \(losses.map { String(format: "%.4f", $0) }.joined(separator: ", "))")
+  var liveTimes: [Double] = [], cacheTimes: [Double] = []
+  for round in 0..<rounds {
+    let order: [(() throws -> Double, Bool)] = [(live, true), (cached, false)]
+    for (run, isLive) in round % 2 == 0 ? order : order.reversed() {
+      for _ in 0..<steps {
+        let t = try run()
+        if isLive { liveTimes.append(t) } else { cacheTimes.append(t) }
+      }
+    }
+  }
+
+  // The two parts that differ, timed alone (no backward), interleaved.
+  var forwardTimes: [Double] = [], readTimes: [Double] = []
+  for _ in 0..<(quick ? 3 : 20) {
+    forwardTimes.append(try seconds { _ = try bench.teacherFeatures(batch) })
+    readTimes.append(try seconds { _ = try cache.features(for: keys) })
+  }
+
+  // What the selector adds: a `gating` update (credits + ALSN step) every K steps, and a
+  // held-out evaluation per learning step of `policy`.
+  let heldOutBatch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  var heldOut = heldOutBatch
+  heldOut.teacher = try bench.teacherFeatures(heldOutBatch)
+  var trainBatch = batch
+  trainBatch.teacher = try cache.features(for: keys)
+  let selector = try SelectorTrainer(cmapkd: bench.cmapkd, alsn: bench.head.alsn)
+  var selectorTimes: [Double] = [], evalTimes: [Double] = []
+  for i in 0..<(quick ? 2 : 6) {
+    let t = try seconds { try selector.gatingUpdate(student: student, head: bench.head, batch: trainBatch, heldOut: heldOut) }
+    let e = try seconds {
+      _ = try Torch.noGrad { try SelectorTrainer.heldOutLoss(student: student, batch: heldOut, temperature: 0.07).item() }
+    }
+    if i > 0 {  // the first of each is warm-up
+      selectorTimes.append(t)
+      evalTimes.append(e)
+    }
+  }
+
+  let l = median(liveTimes), c = median(cacheTimes), g = median(selectorTimes), e = median(evalTimes)
+  let loadAfter = loadAverage()
+  print(
+    "CMAPKD step (forward + backward + AdamW, student + head)  batch=\(batchSize) image=\(image) text=\(length) "
+      + "threads=\(Torch.numThreads) selection=gating (ALSN in eval mode)")
+  for (name, times) in [("teacher live ", liveTimes), ("teacher cache", cacheTimes)] {
+    let line = String(format: "median %9.1f ms  min %9.1f ms  (%d steps)", median(times) * 1e3, times.min()! * 1e3, times.count)
+    print("  \(name)  \(line)")
+  }
+  print(
+    String(format: "ratio live/cache (median step time): %.3f  (min step time: %.3f)", l / c, liveTimes.min()! / cacheTimes.min()!))
+  print(
+    String(
+      format: "  teacher forward alone: median %.1f ms; cache read alone: median %.1f ms (%d each, interleaved)",
+      median(forwardTimes) * 1e3, median(readTimes) * 1e3, forwardTimes.count))
+  print(
+    String(
+      format: "gating selector update: median %.1f ms = %.2f cached steps (every K = 10 steps: +%.0f %%)", g * 1e3, g / c,
+      10 * g / c))
+  print(String(format: "held-out evaluation (policy reward): median %.1f ms = %.2f cached steps", e * 1e3, e / c))
+  let cores = ProcessInfo.processInfo.activeProcessorCount
+  print("load average (1/5/15 min) before: \(loadBefore)  after: \(loadAfter)  cores: \(cores)")
+
+  try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+  let report: [String: Any] = [
+    "batch": batchSize, "image_size": image, "text_length": length, "threads": Torch.numThreads, "rounds": rounds,
+    "steps_per_round": steps, "live_ms": liveTimes.map { $0 * 1e3 }, "cache_ms": cacheTimes.map { $0 * 1e3 },
+    "live_median_ms": l * 1e3, "cache_median_ms": c * 1e3, "ratio_live_over_cache": l / c,
+    "gating_update_ms": selectorTimes.map { $0 * 1e3 }, "heldout_eval_ms": evalTimes.map { $0 * 1e3 },
+    "teacher_forward_ms": forwardTimes.map { $0 * 1e3 }, "cache_read_ms": readTimes.map { $0 * 1e3 }, "step_losses": losses,
+    "cache_bytes": cache.bytesOnDisk, "load_average_before": loadBefore, "load_average_after": loadAfter,
+    "cores": cores,
+  ]
+  let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+  try data.write(to: URL(fileURLWithPath: "\(out)/distill_cache.json"))
+  print("wrote \(out)/distill_cache.json")
+}
+
+// MARK: export and worker: the Swift side of bench/distill_step.py
+
+func export() throws {
+  guard let directory = option("--out") else { fail("usage: DistillBench export --out DIR") }
+  let (teacher, student) = try sceneModels()
+  try teacher.save(huggingFace: "\(directory)/teacher")
+  try student.save(huggingFace: "\(directory)/student")
+  print("exported teacher (\(teacher.parameterCount()) parameters) and student (\(student.parameterCount())) to \(directory)")
+}
+
+func worker() throws {
+  guard let directory = option("--weights") else { fail("usage: DistillBench worker --weights DIR [--threads N]") }
+  if let threads = option("--threads").flatMap(Int.init) { Torch.numThreads = threads }
+  let student = try CLIPModel.load(huggingFace: "\(directory)/student")
+  let teacher = try CLIPModel.load(huggingFace: "\(directory)/teacher")
+  let head = try CMAPKDHead(student: student.config, teacher: teacher)
+  let (missing, unexpected) = try head.loadStateDict(SafeTensors.load("\(directory)/head.safetensors"))
+  guard missing.isEmpty, unexpected.isEmpty else { fail("head.safetensors: missing \(missing), unexpected \(unexpected)") }
+  let batchFile = try SafeTensors.load("\(directory)/batch.safetensors")
+  guard let pixels = batchFile["pixels"], let ids = batchFile["ids"], let mask = batchFile["mask"] else {
+    fail("\(directory)/batch.safetensors: needs pixels, ids and mask")
+  }
+  let batch = DistillBatch(pixels: pixels, ids: ids, attentionMask: mask, teacher: nil, stage: .fine)
+  let bench = try DistillStep(student: student, teacher: teacher, head: head)
+  send(
+    "ready threads=\(Torch.numThreads) student=\(student.parameterCount()) head=\(head.parameterCount()) "
+      + "teacher=\(teacher.parameterCount())")
+  while let line = readLine() {
+    let parts = line.split(separator: " ")
+    if parts.first == "quit" { break }
+    guard parts.count == 2, parts[0] == "steps", let n = Int(parts[1]) else { fail("unknown command '\(line)'") }
+    var times: [Double] = []
+    var loss = 0.0
+    for _ in 0..<n {
+      times.append(try seconds { loss = try bench.train(batch, teacher: bench.teacherFeatures(batch)) })
+    }
+    send("times " + times.map { String($0) }.joined(separator: " "))
+    send("loss \(loss)")
+  }
+}
+
+do {
+  switch CommandLine.arguments.dropFirst().first {
+  case "cache": try cacheBenchmark()
+  case "export": try export()
+  case "worker": try worker()
+  default:
+    fail(
+      "usage: DistillBench cache [--batch N] [--rounds N] [--steps N] [--warmup N] [--threads N] [--quick] [--out DIR]\n"
+        + "       DistillBench export --out DIR\n       DistillBench worker --weights DIR [--threads N]")
+  }
+} catch {
+  fail("\(error)")
+}

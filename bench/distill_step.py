@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Swift vs PyTorch eager: one CMAPKD distillation step at the scene benchmark's sizes.
+
+The step: the frozen teacher's features computed live (no gradient), the student's forward
+pass, the vision pyramid P2-P5 and language hierarchy L1-L4 of both (parameter-free
+extraction, the student's resampled to the teacher's resolutions), the student's adapters and
+cross-modal bridge, the ALSN's level weights (`gating` selection, detached), the seven
+lambda-weighted losses of SPEC section 5, backward, and one AdamW step over student + head.
+
+PyTorch side: transformers.CLIPModel for both towers, hand-written modules for the head with
+the Swift key names, and the method's definitions (docs/method.md; the losses as in
+scripts/fixtures/distillation.py). The towers are the Swift presets (Presets.sceneTeacher /
+sceneStudent) as `DistillBench export` writes them (Hugging Face folders, CLIP's training
+initialisation); this script initialises the head and draws the batch, saves them, and the
+Swift worker (`DistillBench worker`) loads the same files: both run the same computation, and
+their first-step losses must agree. The ALSN runs in eval mode on both sides (no dropout, so
+no random numbers are drawn).
+
+Rounds alternate between the two (and swap who goes first), same number of intra-op
+threads. Prints the median step times and their ratio; writes <out>/distill_step.json.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from transformers import CLIPConfig, CLIPModel
+
+LEVELS = range(4)
+TAU = 0.07
+LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.5, relation=0.3, layer_relation=0.3, task=1.0)
+PHRASE_WINDOW, P2_SCALE, P3_SCALE = 3, 4, 2
+
+
+# --- The head: adapters, bridge, ALSN (Sources/Pyramid, Sources/Distillation/ALSN.swift key names).
+
+def groups(channels):
+    return max(g for g in range(1, min(32, channels) + 1) if channels % g == 0)
+
+
+class SpatialAdapter(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm = nn.GroupNorm(groups(cout), cout)
+        self.out = nn.Conv2d(cout, cout, 1)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.norm(self.conv(x))))
+
+
+class VectorAdapter(nn.Module):
+    def __init__(self, din, dout):
+        super().__init__()
+        self.proj, self.norm, self.out = nn.Linear(din, dout), nn.LayerNorm(dout), nn.Linear(dout, dout)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.norm(self.proj(x))))
+
+
+class StudentPyramid(nn.Module):
+    def __init__(self, sv, st, tv, tt):
+        super().__init__()
+        self.p2, self.p3, self.p4 = SpatialAdapter(sv, tv), SpatialAdapter(sv, tv), SpatialAdapter(sv, tv)
+        self.p5 = VectorAdapter(sv, tv)
+        self.l1, self.l2, self.l3, self.l4 = (VectorAdapter(st, tt) for _ in range(4))
+
+
+class BridgeProjector(nn.Module):
+    """LayerNorm + Linear (no bias), a copy of a frozen tower's post-norm and projection."""
+
+    def __init__(self, norm, projection):
+        super().__init__()
+        self.norm = nn.LayerNorm(projection.in_features, eps=norm.eps)
+        self.proj = nn.Linear(projection.in_features, projection.out_features, bias=False)
+        with torch.no_grad():
+            self.norm.load_state_dict(norm.state_dict())
+            self.proj.weight.copy_(projection.weight)
+
+    def forward(self, x):
+        return self.proj(self.norm(x))
+
+
+class ALSN(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.encoder1, self.encoder2 = nn.Linear(2 * width, 512), nn.Linear(512, 256)
+        self.dropout = nn.Dropout(0.1)
+        self.vision_head, self.language_head, self.coupling_head = nn.Linear(256, 4), nn.Linear(256, 4), nn.Linear(256, 16)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, image, text):
+        """Every level active (the fine stage): softmax(sigmoid(head) / T) per head."""
+        h = self.dropout(F.gelu(self.encoder2(self.dropout(F.gelu(self.encoder1(torch.cat([image.detach(), text.detach()], 1)))))))
+        t = self.log_temperature.exp()
+        return [(head(h).sigmoid() / t).softmax(-1) for head in (self.vision_head, self.language_head, self.coupling_head)]
+
+
+class Head(nn.Module):
+    def __init__(self, student, teacher):
+        super().__init__()
+        s, t = student.config, teacher.config
+        self.pyramid = StudentPyramid(s.vision_config.hidden_size, s.text_config.hidden_size,
+                                      t.vision_config.hidden_size, t.text_config.hidden_size)
+        tv, tt = teacher.vision_model, teacher.text_model
+        self.bridge = nn.Module()
+        self.bridge.v2l = nn.ModuleList(BridgeProjector(tv.post_layernorm, teacher.visual_projection) for _ in LEVELS)
+        self.bridge.l2v = nn.ModuleList(BridgeProjector(tt.final_layer_norm, teacher.text_projection) for _ in LEVELS)
+        self.alsn = ALSN(s.projection_dim)
+
+
+# --- Pyramid extraction (docs/method.md): quarter-depth taps, parameter-free levels.
+
+def quarter_taps(depth):
+    return [max(1, int(depth * q / 4 + 0.5)) for q in (1, 2, 3, 4)]  # rounded half away from zero, as Swift
+
+
+def masked_mean(x, mask):
+    m = mask.unsqueeze(2)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def vision_levels(hidden_states, grid, target):
+    taps = [hidden_states[i] for i in quarter_taps(len(hidden_states) - 1)]
+    b, _, d = taps[0].shape
+    maps = [t[:, 1:1 + grid * grid].transpose(1, 2).reshape(b, d, grid, grid) for t in taps[:3]]
+    out = []
+    for m, scale in zip(maps, (P2_SCALE, P3_SCALE, 1)):
+        size = target * scale
+        out.append(m if m.shape[-1] == size else F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False))
+    last = taps[3]
+    return out + [(last[:, 0] + last[:, 1:].mean(1)) * 0.5]
+
+
+def language_levels(hidden_states, mask, pooled):
+    """[tokens, phrases, sentence, global] and [token mask, phrase mask]."""
+    taps = [hidden_states[i] for i in quarter_taps(len(hidden_states) - 1)]
+    mask = mask.to(taps[0].dtype)
+    m = mask.unsqueeze(2)
+    tokens, source = taps[0] * m, taps[1] * m
+    sums = F.avg_pool1d((source * m).transpose(1, 2), PHRASE_WINDOW, 1) * PHRASE_WINDOW
+    counts = F.avg_pool1d(mask.unsqueeze(1), PHRASE_WINDOW, 1) * PHRASE_WINDOW
+    phrases = (sums / counts.clamp(min=1)).transpose(1, 2)
+    phrase_mask = (counts.squeeze(1) > 0.5).to(mask.dtype)
+    last = taps[3]
+    glob = last[torch.arange(last.shape[0]), pooled]
+    return [tokens, phrases, masked_mean(taps[2], mask), glob], [mask, phrase_mask]
+
+
+def level_vector(x, mask=None):
+    if x.dim() == 4:
+        return x.mean((2, 3))
+    if x.dim() == 3:
+        return masked_mean(x, mask)
+    return x
+
+
+EOS = 49407  # CLIP's end-of-text id: texts are pooled at its first occurrence
+
+
+def eos_positions(ids):
+    return (ids == EOS).int().argmax(-1)
+
+
+# --- Losses (SPEC section 5; as scripts/fixtures/distillation.py).
+
+def per_sample_mse(a, b):
+    return (a - b).square().flatten(1).mean(1)
+
+
+def info_nce(a, b):
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / TAU
+    labels = torch.arange(a.shape[0])
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def cosine(a, b):
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+
+
+def row_kl(t, s):
+    log_p, log_q = t.log_softmax(1), s.log_softmax(1)
+    return (log_p.exp() * (log_p - log_q)).sum(1)
+
+
+def level_correlation(levels):
+    x = F.normalize(torch.stack(levels, 1), dim=-1)
+    return x @ x.transpose(1, 2)
+
+
+class Step:
+    def __init__(self, student, teacher, head, threads):
+        self.student, self.teacher, self.head = student, teacher, head
+        teacher.eval().requires_grad_(False)
+        student.train()
+        head.train()
+        head.alsn.eval()
+        # torch.optim.AdamW's default on CPU is the single-tensor implementation, as ours.
+        self.optimizer = torch.optim.AdamW(list(student.parameters()) + list(head.parameters()), lr=1e-4, weight_decay=0.01)
+
+    def teacher_features(self, pixels, ids, mask):
+        t = self.teacher
+        with torch.no_grad():
+            v = t.vision_model(pixel_values=pixels, output_hidden_states=True)
+            x = t.text_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            grid = pixels.shape[-1] // t.config.vision_config.patch_size
+            vision = vision_levels(v.hidden_states, grid, grid)
+            language, masks = language_levels(x.hidden_states, mask, eos_positions(ids))
+            shared_v = [t.visual_projection(t.vision_model.post_layernorm(level_vector(vision[i]))) for i in LEVELS]
+            shared_l = [t.text_projection(t.text_model.final_layer_norm(level_vector(language[i], masks[i] if i < 2 else None)))
+                        for i in LEVELS]
+        return dict(grid=grid, vision=vision, language=language, masks=masks, shared_v=shared_v, shared_l=shared_l)
+
+    def loss(self, pixels, ids, mask, tf):
+        s, head = self.student, self.head
+        v = s.vision_model(pixel_values=pixels, output_hidden_states=True)
+        x = s.text_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        image, caption = s.visual_projection(v.pooler_output), s.text_projection(x.pooler_output)
+        grid = pixels.shape[-1] // s.config.vision_config.patch_size
+        raw_v = vision_levels(v.hidden_states, grid, tf["grid"])
+        raw_l, masks = language_levels(x.hidden_states, mask, eos_positions(ids))
+        p = head.pyramid
+        sv = [p.p2(raw_v[0]), p.p3(raw_v[1]), p.p4(raw_v[2]), p.p5(raw_v[3])]
+        sl = [p.l1(raw_l[0]) * masks[0].unsqueeze(2), p.l2(raw_l[1]) * masks[1].unsqueeze(2), p.l3(raw_l[2]), p.l4(raw_l[3])]
+        shared_v = [head.bridge.v2l[i](level_vector(sv[i])) for i in LEVELS]
+        shared_l = [head.bridge.l2v[i](level_vector(sl[i], masks[i] if i < 2 else None)) for i in LEVELS]
+        wv, wl, wc = (w.detach() for w in head.alsn(image, caption))
+        wc = wc.view(-1, 4, 4)
+
+        terms = []
+        for i in LEVELS:
+            terms.append(LAMBDAS["intra_v"] * (per_sample_mse(sv[i], tf["vision"][i]) * wv[:, i]).mean())
+        for i in LEVELS:
+            if i < 2:
+                m = masks[i]
+                per = ((sl[i] - tf["language"][i]).square().mean(2) * m).sum(1) / m.sum(1).clamp(min=1)
+            else:
+                per = per_sample_mse(sl[i], tf["language"][i])
+            terms.append(LAMBDAS["intra_l"] * (per * wl[:, i]).mean())
+        terms.append(LAMBDAS["align"] * 0.5 * info_nce(shared_v[3], tf["shared_l"][3]))
+        terms.append(LAMBDAS["align"] * 0.5 * info_nce(tf["shared_v"][3], shared_l[3]))
+        for i in LEVELS:
+            for j in LEVELS:
+                st = cosine(shared_v[i], shared_l[j]) / TAU
+                tt = cosine(tf["shared_v"][i], tf["shared_l"][j]) / TAU
+                kl = (row_kl(tt, st) + row_kl(tt.T, st.T)) * 0.5
+                terms.append(LAMBDAS["pyramid"] * (kl * wc[:, i, j]).mean())
+        for a, b in ((shared_v[3], tf["shared_v"][3]), (shared_l[3], tf["shared_l"][3])):
+            terms.append(LAMBDAS["relation"] * (cosine(a, a) - cosine(b, b)).square().mean() / 2)
+        for a, b in ((shared_v, tf["shared_v"]), (shared_l, tf["shared_l"])):
+            terms.append(LAMBDAS["layer_relation"] * (level_correlation(a) - level_correlation(b)).square().mean() / 2)
+        logits = s.logit_scale.exp() * cosine(image, caption)
+        labels = torch.arange(logits.shape[0])
+        terms.append(LAMBDAS["task"] * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2)
+        return torch.stack(terms).sum()
+
+    def train(self, pixels, ids, mask):
+        loss = self.loss(pixels, ids, mask, self.teacher_features(pixels, ids, mask))
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss.item()
+
+
+def random_batch(size, image, length, generator):
+    pixels = torch.randn(size, 3, image, image, generator=generator)
+    ids = torch.zeros(size, length, dtype=torch.long)
+    lengths = torch.randint(6, length + 1, (size,), generator=generator)
+    for row, n in enumerate(lengths.tolist()):
+        ids[row, 0] = 49406
+        ids[row, 1:n - 1] = torch.randint(400, 49000, (n - 2,), generator=generator)
+        ids[row, n - 1] = EOS
+    return pixels, ids, (ids != 0).long()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--swift-binary", required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--steps", type=int, default=3, help="timed steps per side per round")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="2 rounds of 1 step, 1 warm-up: a smoke run")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    args = p.parse_args()
+    if args.quick:
+        args.rounds, args.steps, args.warmup = 2, 1, 1
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([args.swift_binary, "export", "--out", tmp], check=True)
+        teacher = CLIPModel.from_pretrained(os.path.join(tmp, "teacher"), attn_implementation="sdpa")
+        student = CLIPModel.from_pretrained(os.path.join(tmp, "student"), attn_implementation="sdpa")
+        assert student.config.text_config.eos_token_id == EOS, student.config.text_config.eos_token_id
+        head = Head(student, teacher)
+        image, length = student.config.vision_config.image_size, student.config.text_config.max_position_embeddings
+        pixels, ids, mask = random_batch(args.batch, image, length, torch.Generator().manual_seed(1))
+        save_file({k: v.detach().contiguous() for k, v in head.state_dict().items()}, os.path.join(tmp, "head.safetensors"))
+        save_file({"pixels": pixels, "ids": ids, "mask": mask}, os.path.join(tmp, "batch.safetensors"))
+        worker = subprocess.Popen([args.swift_binary, "worker", "--weights", tmp, "--threads", str(args.threads)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = worker.stdout.readline().strip()
+        if not ready.startswith("ready"):
+            sys.exit(f"the Swift worker did not start (said {ready!r})")
+        print(f"swift worker: {ready}")
+
+    step = Step(student, teacher, head, args.threads)
+
+    def torch_steps(n):
+        times, loss = [], None
+        for _ in range(n):
+            start = time.perf_counter()
+            loss = step.train(pixels, ids, mask)
+            times.append(time.perf_counter() - start)
+        return times, loss
+
+    def swift_steps(n):
+        worker.stdin.write(f"steps {n}\n")
+        worker.stdin.flush()
+        line = worker.stdout.readline()
+        if not line.startswith("times"):
+            sys.exit(f"the Swift worker failed (said {line!r})")
+        times = [float(t) for t in line.split()[1:]]
+        return times, float(worker.stdout.readline().split()[1])
+
+    load_before = os.getloadavg()
+    # Both start from the same weights and batch: their first losses must agree.
+    first_swift_times, swift_first = swift_steps(1)
+    first_torch_times, torch_first = torch_steps(1)
+    agree = abs(swift_first - torch_first) <= 1e-4 * abs(torch_first)
+    print(f"first-step loss: swift {swift_first:.6f}  pytorch {torch_first:.6f}  ({'agree' if agree else 'DIFFER'})")
+    swift_steps(args.warmup)
+    torch_steps(args.warmup)
+
+    swift_times, torch_times = [], []
+    for r in range(args.rounds):
+        order = [(swift_steps, swift_times), (torch_steps, torch_times)]
+        for run, sink in (order if r % 2 == 0 else order[::-1]):
+            sink.extend(run(args.steps)[0])
+    worker.stdin.write("quit\n")
+    worker.stdin.flush()
+    worker.wait()
+    load_after = os.getloadavg()
+
+    s, t = statistics.median(swift_times), statistics.median(torch_times)
+    print(f"CMAPKD step (teacher live, forward + backward + AdamW over student + head)  batch={args.batch} "
+          f"image={image} text={length} threads={args.threads} torch={torch.__version__}")
+    print(f"  swift   median {s * 1e3:9.1f} ms  min {min(swift_times) * 1e3:9.1f} ms  ({len(swift_times)} steps)")
+    print(f"  pytorch median {t * 1e3:9.1f} ms  min {min(torch_times) * 1e3:9.1f} ms  ({len(torch_times)} steps)")
+    print(f"ratio swift/pytorch (median step time): {s / t:.3f}")
+    print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  "
+          f"after: {' '.join(f'{x:.2f}' for x in load_after)}  cores: {os.cpu_count()}")
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "distill_step.json")
+    with open(path, "w") as f:
+        json.dump(dict(batch=args.batch, image_size=image, text_length=length, threads=args.threads, rounds=args.rounds, steps_per_round=args.steps, torch=torch.__version__,
+                       swift_ms=[x * 1e3 for x in swift_times], pytorch_ms=[x * 1e3 for x in torch_times],
+                       swift_median_ms=s * 1e3, pytorch_median_ms=t * 1e3, ratio_swift_over_pytorch=s / t,
+                       first_step_loss=dict(swift=swift_first, pytorch=torch_first, agree=agree),
+                       first_step_ms=dict(swift=first_swift_times[0] * 1e3, pytorch=first_torch_times[0] * 1e3),
+                       load_average_before=load_before, load_average_after=load_after, cores=os.cpu_count()), f, indent=2)
+    print(f"wrote {os.path.relpath(path)}")
+    return 0 if agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
