@@ -9,13 +9,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 ## make test: the whole suite in debug, then again optimised, where Swift may release a
 ## temporary before a C call that uses its handle (what the lifetime tests guard). CI runs this.
+## -enable-testing: a few suites use `@testable import`, which an optimised build refuses without it.
 ## --no-parallel: some tests check LibTorch's process-wide generator (seeded dropout against
 ## PyTorch, reseeding), which tests running alongside would draw from.
 test: bootstrap
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
-	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build --no-parallel
+	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
+	$(SWIFT) test -c release --skip-build --no-parallel -Xswiftc -enable-testing
 
 demo: bootstrap
 	$(SWIFT) build -c release --product cmapkd
