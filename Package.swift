@@ -107,16 +107,21 @@ let package = Package(
     .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "DataTests", dependencies: ["Data", "Torch", "Tokenizers", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
-    .testTarget(name: "PyramidTests", dependencies: ["Pyramid", "Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(
-      name: "DistillationTests", dependencies: ["Distillation", "Pyramid", "Models", "Torch", "TorchNN", "TorchOptim", "TestSupport"],
+      name: "PyramidTests", dependencies: ["Pyramid", "Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(
+      name: "DistillationTests",
+      dependencies: ["Distillation", "Pyramid", "Models", "Torch", "TorchNN", "TorchOptim", "TestSupport"],
       exclude: ["Fixtures"]),
     .testTarget(
-      name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Data", "Tokenizers", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+      name: "EvaluationTests", dependencies: ["Evaluation", "Models", "Data", "Tokenizers", "Torch", "TorchNN", "TestSupport"],
+      exclude: ["Fixtures"]),
     .testTarget(name: "ReportsTests", dependencies: ["Reports", "TestSupport"]),
     .testTarget(
       name: "ExperimentsTests",
-      dependencies: ["Experiments", "Distillation", "Models", "Data", "Torch", "TorchNN", "TorchOptim", "Reports", "Evaluation", "TestSupport"]),
+      dependencies: [
+        "Experiments", "Distillation", "Models", "Data", "Torch", "TorchNN", "TorchOptim", "Reports", "Evaluation", "TestSupport",
+      ]),
   ],
   cxxLanguageStandard: .cxx17
 )

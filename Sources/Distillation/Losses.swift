@@ -11,7 +11,9 @@ public enum Losses {
 
   /// Σᵢ mean_b wᵦᵢ · ‖Sᵢ − Tᵢ‖² over the vision levels, the squared error averaged over each
   /// sample's elements so that levels of different sizes are comparable.
-  public static func intraVision(student: VisionLevels, teacher: VisionLevels, weights: Tensor, active: Set<Level>) throws -> LossParts {
+  public static func intraVision(student: VisionLevels, teacher: VisionLevels, weights: Tensor, active: Set<Level>) throws
+    -> LossParts
+  {
     var parts = LossParts()
     for level in Level.allCases where active.contains(level) {
       let perSample = try perSampleMSE(student[level], teacher[level])  // [B]
@@ -21,7 +23,9 @@ public enum Losses {
   }
 
   /// The same over L1–L4; token and phrase levels average over real positions only.
-  public static func intraLanguage(student: LanguageLevels, teacher: LanguageLevels, weights: Tensor, active: Set<Level>) throws -> LossParts {
+  public static func intraLanguage(student: LanguageLevels, teacher: LanguageLevels, weights: Tensor, active: Set<Level>) throws
+    -> LossParts
+  {
     var parts = LossParts()
     for level in Level.allCases where active.contains(level) {
       let (s, mask) = student[level]
@@ -121,7 +125,9 @@ public enum Losses {
   public static func layerRelation(student: [[Tensor]], teacher: [[Tensor]]) throws -> LossParts {
     var parts = LossParts()
     for (index, (s, t)) in zip(student, teacher).enumerated() {
-      parts.add(["vision", "language"][min(index, 1)], try (levelCorrelation(s) - levelCorrelation(t)).square().mean() / Double(student.count))
+      parts.add(
+        ["vision", "language"][min(index, 1)],
+        try (levelCorrelation(s) - levelCorrelation(t)).square().mean() / Double(student.count))
     }
     return parts
   }

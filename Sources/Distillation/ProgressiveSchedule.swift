@@ -34,7 +34,9 @@ public struct ProgressiveSchedule: Codable, Equatable, Sendable {
     case refinementEpochs = "refinement_epochs", progressive
   }
 
-  public init(coarseEpochs: Int = 5, mediumEpochs: Int = 5, fineEpochs: Int = 10, refinementEpochs: Int = 0, progressive: Bool = true) {
+  public init(
+    coarseEpochs: Int = 5, mediumEpochs: Int = 5, fineEpochs: Int = 10, refinementEpochs: Int = 0, progressive: Bool = true
+  ) {
     self.coarseEpochs = coarseEpochs
     self.mediumEpochs = mediumEpochs
     self.fineEpochs = fineEpochs
@@ -58,7 +60,9 @@ public struct ProgressiveSchedule: Codable, Equatable, Sendable {
   public func stage(atEpoch epoch: Int) -> Stage {
     guard progressive else { return .fine }
     var remaining = epoch
-    for (stage, epochs) in [(Stage.coarse, coarseEpochs), (.medium, mediumEpochs), (.fine, fineEpochs), (.refinement, refinementEpochs)] {
+    for (stage, epochs) in [
+      (Stage.coarse, coarseEpochs), (.medium, mediumEpochs), (.fine, fineEpochs), (.refinement, refinementEpochs),
+    ] {
       if remaining < epochs { return stage }
       remaining -= epochs
     }

@@ -81,7 +81,9 @@ public final class TeacherCache {
     root: String, fingerprint: String, description: String = "", maxBytes: Int64 = 20 << 30, storage: DType = .float32,
     log: @escaping (String) -> Void = { _ in }
   ) throws {
-    guard storage.isFloatingPoint else { throw PyramidError("teacher cache storage must be a floating-point dtype, not \(storage)") }
+    guard storage.isFloatingPoint else {
+      throw PyramidError("teacher cache storage must be a floating-point dtype, not \(storage)")
+    }
     self.directory = "\(root)/\(fingerprint)"
     self.fingerprint = fingerprint
     self.description = description
@@ -93,7 +95,9 @@ public final class TeacherCache {
   }
 
   /// A fingerprint of everything that determines the stored features.
-  public static func fingerprint(teacher: CLIPModel, preprocessing: String, pyramid: PyramidConfig, storage: DType = .float32) throws -> String {
+  public static func fingerprint(teacher: CLIPModel, preprocessing: String, pyramid: PyramidConfig, storage: DType = .float32)
+    throws -> String
+  {
     var hash = ContentHash()
     hash.update("cmapkd-teacher-cache-v1|\(preprocessing)|\(storage)|")
     let encoder = JSONEncoder()
@@ -174,7 +178,9 @@ public final class TeacherCache {
     }
     if bytesOnDisk + size > budgetBytes {
       if !budgetReached {
-        log("teacher cache \(directory): the budget of \(TeacherCache.gigabytes(budgetBytes)) is reached; further batches are computed live (raise the cache budget or free space)")
+        log(
+          "teacher cache \(directory): the budget of \(TeacherCache.gigabytes(budgetBytes)) is reached; further batches are computed live (raise the cache budget or free space)"
+        )
       }
       budgetReached = true
       return false

@@ -35,13 +35,16 @@ public struct TeacherFeatures {
   public var grid: (height: Int, width: Int) { (visionMaps[2].size(2), visionMaps[2].size(3)) }
 
   /// Runs the frozen teacher (no gradient) on one batch.
-  public static func compute(teacher: CLIPModel, pixels: Tensor, ids: Tensor, attentionMask: Tensor, pyramid: PyramidConfig) throws -> TeacherFeatures {
+  public static func compute(teacher: CLIPModel, pixels: Tensor, ids: Tensor, attentionMask: Tensor, pyramid: PyramidConfig)
+    throws -> TeacherFeatures
+  {
     try Torch.noGrad {
       let vision = try teacher.visionModel(pixels)
       let text = try teacher.textModel(ids, attentionMask: attentionMask)
       let (maps, global) = try VisionPyramid.compact(taps: VisionPyramid.taps(vision, config: pyramid), grid: vision.grid)
       let language = try LanguageHierarchy.compact(
-        taps: LanguageHierarchy.taps(text, config: pyramid), attentionMask: text.attentionMask, pooledPositions: text.pooledPositions)
+        taps: LanguageHierarchy.taps(text, config: pyramid), attentionMask: text.attentionMask,
+        pooledPositions: text.pooledPositions)
       var features = TeacherFeatures(
         visionMaps: maps, visionGlobal: global, language: language, sharedVision: [], sharedLanguage: [],
         imageEmbedding: try teacher.visualProjection(vision.pooled), textEmbedding: try teacher.textProjection(text.pooled))
@@ -84,7 +87,8 @@ public struct TeacherFeatures {
       language: CompactLanguage(
         tokens: try get("text_tokens"), phraseSource: try get("text_phrase_source"), sentence: try get("text_sentence"),
         global: try get("text_global"), mask: try get("text_mask")),
-      sharedVision: try (0..<4).map { try get("shared_vision\($0)") }, sharedLanguage: try (0..<4).map { try get("shared_language\($0)") },
+      sharedVision: try (0..<4).map { try get("shared_vision\($0)") },
+      sharedLanguage: try (0..<4).map { try get("shared_language\($0)") },
       imageEmbedding: try get("image_embedding"), textEmbedding: try get("text_embedding"))
   }
 }

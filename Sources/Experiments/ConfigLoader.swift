@@ -42,7 +42,8 @@ public enum ConfigLoader {
       let key = unknown.joined(separator: ".")
       let allowed = knownKeys(reencoded, at: Array(unknown.dropLast()))
       throw ConfigError(
-        "\(origin[key] ?? "config"): unknown key '\(key)'" + (allowed.isEmpty ? "" : " (known here: \(allowed.joined(separator: ", ")))"))
+        "\(origin[key] ?? "config"): unknown key '\(key)'"
+          + (allowed.isEmpty ? "" : " (known here: \(allowed.joined(separator: ", ")))"))
     }
     return value
   }
@@ -144,7 +145,8 @@ public enum ConfigLoader {
 
   static func describe(_ error: DecodingError, origin: [String: String]) -> ConfigError {
     func key(_ path: [CodingKey]) -> String {
-      path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+      path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(
+        of: ".[", with: "[")
     }
     func place(_ path: [CodingKey]) -> String {
       var keys = path.filter { $0.intValue == nil }.map(\.stringValue)

@@ -34,13 +34,15 @@ public enum Evaluate {
       print(
         String(
           format: "%-8@ %8.2fM %11.1fM %13.1fM %13.2f %15.0f %17.0f", name as NSString, Double(r.parameters.total) / 1e6,
-          Double(r.flopsPerImage.total) / 1e6, Double(r.flopsPerCaption.total) / 1e6, r.image.latency.median * 1000, r.image.itemsPerSecond,
+          Double(r.flopsPerImage.total) / 1e6, Double(r.flopsPerCaption.total) / 1e6, r.image.latency.median * 1000,
+          r.image.itemsPerSecond,
           r.text.itemsPerSecond))
     }
     let speedUp = rows[1].1.speedUp(over: rows[0].1)
     print(
       String(
-        format: "student speed-up: %.2f× image latency, %.2f× image throughput, %.2f× text throughput, %.2f× fewer FLOPs per image (%@, %d threads)",
+        format:
+          "student speed-up: %.2f× image latency, %.2f× image throughput, %.2f× text throughput, %.2f× fewer FLOPs per image (%@, %d threads)",
         speedUp.imageLatency, speedUp.imageThroughput, speedUp.textThroughput, speedUp.imageFlops, rows[1].1.device as NSString,
         rows[1].1.threads))
   }

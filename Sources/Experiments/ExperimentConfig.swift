@@ -38,7 +38,8 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case name, seed, data, teacher, student, method, schedule, optimizer, train, cache, eval
-    case outputDir = "output_dir", runDir = "run_dir", teacherTraining = "teacher_training", teacherOptimizer = "teacher_optimizer"
+    case outputDir = "output_dir", runDir = "run_dir", teacherTraining = "teacher_training", teacherOptimizer =
+      "teacher_optimizer"
   }
 
   public init() {}

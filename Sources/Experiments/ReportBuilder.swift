@@ -31,7 +31,8 @@ public struct RunResults: Codable, Equatable, Sendable {
 public enum ReportBuilder {
   /// Display names of the methods, in table order.
   static let labels = [
-    "teacher": "Teacher", "none": "No distillation", "kd": "KD (Hinton)", "fitnet": "FitNet", "clipkd": "CLIP-KD", "tinyclip": "TinyCLIP",
+    "teacher": "Teacher", "none": "No distillation", "kd": "KD (Hinton)", "fitnet": "FitNet", "clipkd": "CLIP-KD",
+    "tinyclip": "TinyCLIP",
     "dsmd": "DSMD", "cmapkd": "CMAPKD",
   ]
 
@@ -52,7 +53,9 @@ public enum ReportBuilder {
 
   /// Writes `report.md` and its plots to `directory`; returns the main table as plain text.
   @discardableResult
-  public static func write(runs: [String], to directory: String, title: String = "CMAPKD report", notes: [String] = []) throws -> String {
+  public static func write(runs: [String], to directory: String, title: String = "CMAPKD report", notes: [String] = []) throws
+    -> String
+  {
     guard !runs.isEmpty else { throw ConfigError("report: give at least one run folder") }
     var main: [RunSummary] = []
     var ablation: [RunSummary] = []
@@ -68,7 +71,11 @@ public enum ReportBuilder {
     try writer.write(to: directory)
     var text = main.isEmpty ? "" : MainTable(runs: main).plainText()
     if !ablation.isEmpty {
-      text += "\n" + AblationTable(runs: ablation, metrics: [MetricKey.meanRecall, MetricKey.t2iR1, MetricKey.i2tR1], deltaMetric: MetricKey.meanRecall).plainText()
+      text +=
+        "\n"
+        + AblationTable(
+          runs: ablation, metrics: [MetricKey.meanRecall, MetricKey.t2iR1, MetricKey.i2tR1], deltaMetric: MetricKey.meanRecall
+        ).plainText()
     }
     return text + "\nreport: \(directory)/report.md"
   }
@@ -82,13 +89,16 @@ public enum ReportBuilder {
     var charts: [ReportChart] = []
     let loss = firstSeeds.map { ChartSeries.metric("loss/total", in: $0.1, name: label($0.0)) }.filter { !$0.xs.isEmpty }
     if !loss.isEmpty {
-      charts.append(ReportChart(fileName: "loss.svg", chart: LineChart(title: "Training loss", yLabel: "total loss", logY: true, series: loss)))
+      charts.append(
+        ReportChart(
+          fileName: "loss.svg", chart: LineChart(title: "Training loss", yLabel: "total loss", logY: true, series: loss)))
     }
     let recall = firstSeeds.map { ChartSeries.metric("eval/mean_recall", in: $0.1, name: label($0.0)) }.filter { !$0.xs.isEmpty }
     if !recall.isEmpty {
       charts.append(
         ReportChart(
-          fileName: "recall.svg", chart: LineChart(title: "Validation mean recall during training", yLabel: "mean recall", series: recall)))
+          fileName: "recall.svg",
+          chart: LineChart(title: "Validation mean recall during training", yLabel: "mean recall", series: recall)))
     }
     if let cmapkd = firstSeeds.first(where: { $0.0.method == "cmapkd" && ($0.0.variant == nil || $0.0.variant == "full") }) {
       var series: [ChartSeries] = []

@@ -142,7 +142,8 @@ public struct RunCheckpoint {
       let actual = try FileDigest(path: path)
       guard actual == expected else {
         throw CheckpointError(
-          "\(path) is corrupt: \(actual.bytes) bytes with hash \(actual.fnv1a), meta.json recorded \(expected.bytes) bytes with hash \(expected.fnv1a)")
+          "\(path) is corrupt: \(actual.bytes) bytes with hash \(actual.fnv1a), meta.json recorded \(expected.bytes) bytes with hash \(expected.fnv1a)"
+        )
       }
     }
     return RunCheckpoint(directory: directory, meta: meta)
@@ -199,7 +200,9 @@ public enum AtomicFile {
       throw CheckpointError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
     close(fd)
-    guard rename(temporary, path) == 0 else { throw CheckpointError("cannot rename into \(path): \(String(cString: strerror(errno)))") }
+    guard rename(temporary, path) == 0 else {
+      throw CheckpointError("cannot rename into \(path): \(String(cString: strerror(errno)))")
+    }
     ok = true
     try syncDirectory(directory)
   }

@@ -30,7 +30,8 @@ final class RunEvaluator {
   /// Retrieval on the first `eval.during_training_images` validation images (all their captions).
   func validation(_ model: CLIPModel) throws -> [String: Double] {
     if validationSet == nil { validationSet = try RunSetup.dataset(config.data, splits: config.data.valSplits) }
-    return Self.flatten(EvaluationResult(retrieval: try evaluator(model, limit: config.eval.duringTrainingImages).retrieval(validationSet!)))
+    return Self.flatten(
+      EvaluationResult(retrieval: try evaluator(model, limit: config.eval.duringTrainingImages).retrieval(validationSet!)))
   }
 
   struct Final {
@@ -63,7 +64,8 @@ final class RunEvaluator {
     let efficiency = result.efficiency
     return Final(
       metrics: Self.flatten(result), parameters: ParameterCounts(model).total,
-      flopsPerImage: Double(FlopCounter.image(model.config).total), flopsPerCaption: Double(FlopCounter.caption(model.config).total),
+      flopsPerImage: Double(FlopCounter.image(model.config).total),
+      flopsPerCaption: Double(FlopCounter.caption(model.config).total),
       imagesPerSecond: efficiency?.image.itemsPerSecond, detail: String(decoding: try JSONCoding.encode(result), as: UTF8.self))
   }
 

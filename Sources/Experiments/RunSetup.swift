@@ -17,7 +17,8 @@ public enum RunSetup {
     }
     guard let name = section.preset else { throw ConfigError("\(key): give a preset or a config file") }
     guard let config = Presets.all[name] else {
-      throw ConfigError("\(key).preset: unknown preset '\(name)'; choose one of: \(Presets.all.keys.sorted().joined(separator: ", "))")
+      throw ConfigError(
+        "\(key).preset: unknown preset '\(name)'; choose one of: \(Presets.all.keys.sorted().joined(separator: ", "))")
     }
     return config
   }
@@ -25,24 +26,29 @@ public enum RunSetup {
   /// open_clip's BPE vocabulary: the configured file, else the one in the project venv.
   public static func vocabularyPath(_ configured: String?) throws -> String {
     if let configured {
-      guard FileManager.default.fileExists(atPath: configured) else { throw ConfigError("data.vocabulary: file not found: \(configured)") }
+      guard FileManager.default.fileExists(atPath: configured) else {
+        throw ConfigError("data.vocabulary: file not found: \(configured)")
+      }
       return configured
     }
     var roots = [FileManager.default.currentDirectoryPath]
     if let env = ProcessInfo.processInfo.environment["CMAPKD_ROOT"] { roots.insert(env, at: 0) }
     for root in roots {
       let lib = "\(root)/.venv/lib"
-      for python in ((try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []).sorted() where python.hasPrefix("python") {
+      for python in ((try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []).sorted() where python.hasPrefix("python")
+      {
         let candidate = "\(lib)/\(python)/site-packages/open_clip/bpe_simple_vocab_16e6.txt.gz"
         if FileManager.default.fileExists(atPath: candidate) { return candidate }
       }
     }
     throw ConfigError(
-      "data.vocabulary: no CLIP BPE vocabulary found; run `make bootstrap` (installs open_clip's bpe_simple_vocab_16e6.txt.gz into .venv) or set data.vocabulary")
+      "data.vocabulary: no CLIP BPE vocabulary found; run `make bootstrap` (installs open_clip's bpe_simple_vocab_16e6.txt.gz into .venv) or set data.vocabulary"
+    )
   }
 
   public static func tokenizer(_ data: DataSection, model: CLIPConfig) throws -> CLIPTokenizer {
-    try CLIPTokenizer(openCLIPVocabularyAt: try vocabularyPath(data.vocabulary), contextLength: model.textConfig.maxPositionEmbeddings)
+    try CLIPTokenizer(
+      openCLIPVocabularyAt: try vocabularyPath(data.vocabulary), contextLength: model.textConfig.maxPositionEmbeddings)
   }
 
   /// A split of the configured data (the embedded benchmark unless `data.dataset` is set).
@@ -88,7 +94,9 @@ public enum RunSetup {
       let checkpoint = try RunCheckpoint.open(folder)
       let saved = try JSONDecoder().decode(CLIPConfig.self, from: Data(checkpoint.meta.architecture.utf8))
       guard saved == config else {
-        throw ConfigError("\(key): checkpoint \(folder) is a different architecture (\(describe(saved))) from the configured one (\(describe(config)))")
+        throw ConfigError(
+          "\(key): checkpoint \(folder) is a different architecture (\(describe(saved))) from the configured one (\(describe(config)))"
+        )
       }
       let model = try CLIPModel(config)
       _ = try model.loadStateDict(try checkpoint.tensors("model"))
@@ -98,14 +106,17 @@ public enum RunSetup {
     guard model.config.visionConfig.hiddenSize == config.visionConfig.hiddenSize,
       model.config.textConfig.hiddenSize == config.textConfig.hiddenSize
     else {
-      throw ConfigError("\(key): checkpoint \(folder) is a different architecture (\(describe(model.config))) from the configured one (\(describe(config)))")
+      throw ConfigError(
+        "\(key): checkpoint \(folder) is a different architecture (\(describe(model.config))) from the configured one (\(describe(config)))"
+      )
     }
     return model
   }
 
   static func describe(_ c: CLIPConfig) -> String {
     let v = c.visionConfig, t = c.textConfig
-    return "vision \(v.numHiddenLayers)×\(v.hiddenSize) at \(v.imageSize)px/\(v.patchSize), text \(t.numHiddenLayers)×\(t.hiddenSize), joint \(c.projectionDim)"
+    return
+      "vision \(v.numHiddenLayers)×\(v.hiddenSize) at \(v.imageSize)px/\(v.patchSize), text \(t.numHiddenLayers)×\(t.hiddenSize), joint \(c.projectionDim)"
   }
 
   static func architectureJSON(_ config: CLIPConfig) throws -> String {

@@ -27,9 +27,11 @@ final class TeacherFeatureSource {
     let description =
       "\(preprocessor.config.fingerprint)|\(datasetIdentity)|context \(teacher.config.textConfig.maxPositionEmbeddings)|variants \(config.data.augmentationVariants)"
     let storage: DType = config.cache.float16 ? .float16 : .float32
-    let fingerprint = try TeacherCache.fingerprint(teacher: teacher, preprocessing: description, pyramid: pyramid, storage: storage)
+    let fingerprint = try TeacherCache.fingerprint(
+      teacher: teacher, preprocessing: description, pyramid: pyramid, storage: storage)
     cache = try TeacherCache(
-      root: config.cache.directory, fingerprint: fingerprint, description: description, maxBytes: Int64(config.cache.budgetMB) << 20,
+      root: config.cache.directory, fingerprint: fingerprint, description: description,
+      maxBytes: Int64(config.cache.budgetMB) << 20,
       storage: storage, log: { FileHandle.standardError.write(Data("teacher cache: \($0)\n".utf8)) })
   }
 
@@ -48,7 +50,9 @@ final class TeacherFeatureSource {
 
   /// A fixed batch of validation pairs with the teacher's features: the held-out signal of the
   /// ALSN's selector training (never a training batch).
-  func heldOutBatch(config: ExperimentConfig, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor, batchSize: Int) throws -> DistillBatch? {
+  func heldOutBatch(config: ExperimentConfig, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor, batchSize: Int)
+    throws -> DistillBatch?
+  {
     guard config.method.name == "cmapkd" else { return nil }
     let val = try RunSetup.dataset(config.data, splits: config.data.valSplits)
     var loaderConfig = LoaderConfig.evaluation(batchSize: min(batchSize, val.count), numWorkers: 1)

@@ -54,14 +54,18 @@ public final class Trainer {
     self.kind = kind
     self.variant = variant
     self.directory = directory ?? config.resolvedRunDirectory
-    modelConfig = try RunSetup.modelConfig(kind == .teacher ? config.teacher : config.student, key: kind == .teacher ? "teacher" : "student")
+    modelConfig = try RunSetup.modelConfig(
+      kind == .teacher ? config.teacher : config.student, key: kind == .teacher ? "teacher" : "student")
     budget = kind == .teacher ? config.teacherTraining : config.train
     optimizerConfig = kind == .teacher ? config.teacherOptimizer : config.optimizer
     guard budget.steps > 0 else { throw ConfigError("\(kind == .teacher ? "teacher_training" : "train").steps must be positive") }
     if kind == .student, !Methods.names.contains(config.method.name) {
-      throw ConfigError("method.name: unknown method '\(config.method.name)'; choose one of: \(Methods.names.joined(separator: ", "))")
+      throw ConfigError(
+        "method.name: unknown method '\(config.method.name)'; choose one of: \(Methods.names.joined(separator: ", "))")
     }
-    guard budget.batchSize > 1 else { throw ConfigError("train.batch_size must be at least 2 (contrastive losses need negatives)") }
+    guard budget.batchSize > 1 else {
+      throw ConfigError("train.batch_size must be at least 2 (contrastive losses need negatives)")
+    }
   }
 
   var methodName: String { kind == .teacher ? "teacher" : config.method.name }
@@ -91,7 +95,8 @@ public final class Trainer {
     let teacher = try loadTeacher()
     let method: any DistillationMethod =
       if let teacher {
-        try Methods.make(config.method, context: MethodContext(student: modelConfig, teacher: teacher, pyramid: config.method.cmapkd.pyramid))
+        try Methods.make(
+          config.method, context: MethodContext(student: modelConfig, teacher: teacher, pyramid: config.method.cmapkd.pyramid))
       } else {
         NoDistillation()
       }
@@ -103,11 +108,14 @@ public final class Trainer {
       learningRate: optimizerConfig.learningRate, betas: (optimizerConfig.beta1, optimizerConfig.beta2), eps: optimizerConfig.eps,
       weightDecay: optimizerConfig.weightDecay)
     let schedule = WarmupCosineSchedule(
-      baseLearningRate: optimizerConfig.learningRate, warmupSteps: Int((optimizerConfig.warmupFraction * Double(budget.steps)).rounded()),
+      baseLearningRate: optimizerConfig.learningRate,
+      warmupSteps: Int((optimizerConfig.warmupFraction * Double(budget.steps)).rounded()),
       totalSteps: budget.steps, minLearningRate: optimizerConfig.minLearningRate)
 
     // Teacher features, live or from the cache.
-    let features = try teacher.map { try TeacherFeatureSource(teacher: $0, config: config, trainSet: trainSet, preprocessor: preprocessor) }
+    let features = try teacher.map {
+      try TeacherFeatureSource(teacher: $0, config: config, trainSet: trainSet, preprocessor: preprocessor)
+    }
 
     // Resume.
     let checkpoints = "\(directory)/checkpoints"
@@ -117,9 +125,13 @@ public final class Trainer {
     var resumedFrom: Int?
     let log = try RunLog(directory: directory)
     if resume {
-      if let checkpoint = RunCheckpoint.latest(in: checkpoints, skipped: { folder, error in self.say("skipping damaged checkpoint \(folder): \(error)") }) {
-        guard checkpoint.meta.architecture == (try RunSetup.architectureJSON(modelConfig)), checkpoint.meta.method == methodName else {
-          throw TrainingError("cannot resume: \(checkpoint.directory) is a \(checkpoint.meta.method) checkpoint of another architecture or method")
+      if let checkpoint = RunCheckpoint.latest(
+        in: checkpoints, skipped: { folder, error in self.say("skipping damaged checkpoint \(folder): \(error)") })
+      {
+        guard checkpoint.meta.architecture == (try RunSetup.architectureJSON(modelConfig)), checkpoint.meta.method == methodName
+        else {
+          throw TrainingError(
+            "cannot resume: \(checkpoint.directory) is a \(checkpoint.meta.method) checkpoint of another architecture or method")
         }
         _ = try model.loadStateDict(try checkpoint.tensors("model"))
         if let head = method.head { _ = try head.loadStateDict(try checkpoint.tensors("head")) }
@@ -142,7 +154,9 @@ public final class Trainer {
     }
 
     let evaluator = try RunEvaluator(config: config, model: modelConfig, tokenizer: tokenizer)
-    let heldOut = try features.flatMap { try $0.heldOutBatch(config: config, tokenizer: tokenizer, preprocessor: preprocessor, batchSize: budget.batchSize) }
+    let heldOut = try features.flatMap {
+      try $0.heldOutBatch(config: config, tokenizer: tokenizer, preprocessor: preprocessor, batchSize: budget.batchSize)
+    }
     let progress = ProgressReporter(title: methodName, total: budget.steps, startStep: step)
     progress.quiet = quiet
     var iterator = loader.batches(from: position)
@@ -151,8 +165,10 @@ public final class Trainer {
 
     func saveCheckpoint(metrics: [String: Double]) throws {
       let meta = CheckpointMeta(
-        step: step, position: position, architecture: try RunSetup.architectureJSON(modelConfig), method: methodName, seed: config.seed,
-        bestValue: best?.value, bestStep: best?.step, metrics: metrics, files: [:], savedAt: ISO8601DateFormatter().string(from: Date()))
+        step: step, position: position, architecture: try RunSetup.architectureJSON(modelConfig), method: methodName,
+        seed: config.seed,
+        bestValue: best?.value, bestStep: best?.step, metrics: metrics, files: [:],
+        savedAt: ISO8601DateFormatter().string(from: Date()))
       var groups: [String: [String: Tensor]] = [
         "model": Dictionary(uniqueKeysWithValues: model.stateDict()),
         "optimizer": try optimizer.stateDict(),
@@ -188,7 +204,8 @@ public final class Trainer {
       try optimizer.step()
       try optimizer.zeroGrad()
       try method.afterStep(
-        student: model, batch: distill, result: result, context: StepContext(heldOut: heldOut.map { h in { h } }, learningRate: learningRate))
+        student: model, batch: distill, result: result,
+        context: StepContext(heldOut: heldOut.map { h in { h } }, learningRate: learningRate))
       step += 1
       samples += batch.count
 
@@ -199,17 +216,22 @@ public final class Trainer {
         scalars["grad_norm"] = gradNorm
         scalars["stage"] = Double(Stage.allCases.firstIndex(of: stage) ?? 0)
         for (k, v) in result.metrics { scalars[k] = v }
-        if let cache = features?.cache { scalars["cache/hit_rate"] = Double(cache.hits) / Double(max(cache.hits + cache.misses, 1)) }
+        if let cache = features?.cache {
+          scalars["cache/hit_rate"] = Double(cache.hits) / Double(max(cache.hits + cache.misses, 1))
+        }
         try log.scalars(step: step, epoch: batch.position.epoch, scalars)
       }
-      progress.update(step: step, samples: samples, fields: [("loss", String(format: "%.4f", total)), ("lr", String(format: "%.2e", learningRate))])
+      progress.update(
+        step: step, samples: samples,
+        fields: [("loss", String(format: "%.4f", total)), ("lr", String(format: "%.2e", learningRate))])
 
       let evaluating = (budget.evalEvery > 0 && step % budget.evalEvery == 0) || step == budget.steps
       if evaluating {
         lastMetrics = try evaluator.validation(model)
         try log.scalars(step: step, epoch: batch.position.epoch, lastMetrics.mapKeys { "eval/\($0)" })
         if let value = lastMetrics[config.eval.bestMetric], best.map({ value > $0.value }) ?? true {
-          best = BestCheckpoint(folder: String(format: "step-%07d", step), step: step, metric: config.eval.bestMetric, value: value)
+          best = BestCheckpoint(
+            folder: String(format: "step-%07d", step), step: step, metric: config.eval.bestMetric, value: value)
         }
       }
       if evaluating || step % max(budget.checkpointEvery, 1) == 0 {
@@ -228,7 +250,8 @@ public final class Trainer {
     let seconds = Date().timeIntervalSince(started)
     let results = RunResults(
       kind: kind.rawValue, method: methodName, seed: config.seed, variant: variant, steps: step, wallTimeSeconds: seconds,
-      metrics: final.metrics, parameters: final.parameters, flopsPerImage: final.flopsPerImage, flopsPerCaption: final.flopsPerCaption,
+      metrics: final.metrics, parameters: final.parameters, flopsPerImage: final.flopsPerImage,
+      flopsPerCaption: final.flopsPerCaption,
       imagesPerSecond: final.imagesPerSecond, evaluation: final.detail)
     try AtomicFile.write(try JSONCoding.encode(results), to: "\(directory)/results.json")
     try log.close()
@@ -238,7 +261,8 @@ public final class Trainer {
   func loadTeacher() throws -> CLIPModel? {
     guard kind == .student, config.method.name != "none" else { return nil }
     guard let path = config.teacher.checkpoint else {
-      throw ConfigError("method '\(config.method.name)' needs a trained teacher: set teacher.checkpoint (train one with `cmapkd train-teacher`)")
+      throw ConfigError(
+        "method '\(config.method.name)' needs a trained teacher: set teacher.checkpoint (train one with `cmapkd train-teacher`)")
     }
     let teacherConfig = try RunSetup.modelConfig(config.teacher, key: "teacher")
     let teacher = try RunSetup.loadModel(teacherConfig, from: path, key: "teacher.checkpoint")
@@ -263,7 +287,8 @@ public final class Trainer {
     let path = "\(directory)/diagnostic-step-\(step).json"
     try AtomicFile.write(try JSONCoding.encode(diagnostic), to: path)
     return TrainingError(
-      "step \(step): the loss is not finite (\(bad.isEmpty ? "the total" : bad.joined(separator: ", "))); stopped without saving a checkpoint. Diagnostic: \(path)")
+      "step \(step): the loss is not finite (\(bad.isEmpty ? "the total" : bad.joined(separator: ", "))); stopped without saving a checkpoint. Diagnostic: \(path)"
+    )
   }
 
   /// The generator seed of a step: a mix of the run seed and the step number.

@@ -196,6 +196,7 @@ public final class BertModel: Module {
       pooled = try (last * weights).sum(dim: 1) / weights.sum(dim: 1).clamp(min: 1e-9)
     }
     let positions = pooling == .mean ? nil : try Tensor.zeros([ids.size(0)], dtype: .int64, device: ids.device)
-    return TextOutput(hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask, pooledPositions: positions)
+    return TextOutput(
+      hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask, pooledPositions: positions)
   }
 }

@@ -40,6 +40,37 @@ public final class CLIPModel: Module {
     try project(textModel(ids, attentionMask: attentionMask).pooled, with: textProjection, normalize: normalize)
   }
 
+  /// Text embeddings [B, P] like `encodeText`, computed in `chunks` groups of captions of
+  /// similar length, each group trimmed to its longest caption.
+  ///
+  /// Why: captions are padded to the context length, but most are half as long, and the text
+  /// tower is most of a training step's cost. The result is the same as `encodeText` (up to
+  /// float rounding): the tower is causal and pools at each caption's end token, so nothing
+  /// after a caption's last real token can reach its embedding.
+  ///
+  /// - Parameter attentionMask: [B, L], 1 for real tokens (right-padded).
+  public func encodeTextByLength(_ ids: Tensor, attentionMask: Tensor, chunks: Int = 4, normalize: Bool = false) throws -> Tensor
+  {
+    let lengths = try attentionMask.sum(dim: 1).to(.cpu).to(.int64).toArray(Int64.self)
+    let count = lengths.count
+    guard chunks > 1, count >= 2 * chunks else { return try encodeText(ids, attentionMask: attentionMask, normalize: normalize) }
+    let order = lengths.indices.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+    let device = ids.device
+    var pooled: [Tensor] = []
+    for chunk in 0..<chunks {
+      let rows = order[(chunk * count / chunks)..<((chunk + 1) * count / chunks)]
+      let length = max(1, Int(rows.map { lengths[$0] }.max()!))
+      let index = try Tensor(rows.map(Int64.init)).to(device)
+      let chunkIds = try ids.indexSelect(dim: 0, index: index).narrow(dim: 1, start: 0, length: length)
+      let chunkMask = try attentionMask.indexSelect(dim: 0, index: index).narrow(dim: 1, start: 0, length: length)
+      pooled.append(try textModel(chunkIds, attentionMask: chunkMask).pooled)
+    }
+    var inverse = [Int64](repeating: 0, count: count)
+    for (position, row) in order.enumerated() { inverse[row] = Int64(position) }
+    let restored = try Tensor.cat(pooled, dim: 0).indexSelect(dim: 0, index: Tensor(inverse).to(device))
+    return try project(restored, with: textProjection, normalize: normalize)
+  }
+
   /// Projects a tower's pooled feature into the joint space.
   public func project(_ pooled: Tensor, with projection: Linear, normalize: Bool) throws -> Tensor {
     let embedded = try projection(pooled)
@@ -65,7 +96,9 @@ extension CLIPModel {
   /// token and positions dwarf the input-dependent part of the residual stream: every image then
   /// starts with nearly the same embedding and contrastive training sits on the ln(B) plateau.
   public func initializeForTraining(generator: Generator? = nil) throws {
-    func fill(_ t: Tensor, std: Double) throws { try Torch.noGrad { try t.copy(from: Init.normal(t.shape, std: std, generator: generator)) } }
+    func fill(_ t: Tensor, std: Double) throws {
+      try Torch.noGrad { try t.copy(from: Init.normal(t.shape, std: std, generator: generator)) }
+    }
     func zero(_ t: Tensor?) throws { if let t { try Torch.noGrad { try t.copy(from: Tensor.zeros(t.shape)) } } }
     func encoder(_ encoder: CLIPEncoder, width: Int) throws {
       let d = Double(width)

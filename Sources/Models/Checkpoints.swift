@@ -13,7 +13,8 @@ public enum Checkpoint {
     if FileManager.default.fileExists(atPath: single) { return try SafeTensors.load(single) }
     guard FileManager.default.fileExists(atPath: index) else {
       if FileManager.default.fileExists(atPath: "\(directory)/pytorch_model.bin") {
-        throw TorchError("checkpoint", "\(directory): only pytorch_model.bin found; convert it to safetensors (pickle files are not read)")
+        throw TorchError(
+          "checkpoint", "\(directory): only pytorch_model.bin found; convert it to safetensors (pickle files are not read)")
       }
       throw TorchError("checkpoint", "\(directory): no model.safetensors or model.safetensors.index.json")
     }
@@ -26,7 +27,9 @@ public enum Checkpoint {
       for (key, tensor) in try SafeTensors.load("\(directory)/\(shard)") { tensors[key] = tensor }
     }
     let missing = Set(map.keys).subtracting(tensors.keys)
-    if !missing.isEmpty { throw TorchError("checkpoint", "\(index): keys listed but not in any shard: \(missing.sorted().prefix(5))") }
+    if !missing.isEmpty {
+      throw TorchError("checkpoint", "\(index): keys listed but not in any shard: \(missing.sorted().prefix(5))")
+    }
     return tensors
   }
 
@@ -111,7 +114,8 @@ extension BertModel {
     let config = try Checkpoint.readConfig(BertConfig.self, at: "\(directory)/config.json")
     var state = try Checkpoint.loadHuggingFaceWeights(directory)
     if state.keys.contains(where: { $0.hasPrefix("bert.") }) {
-      state = Dictionary(uniqueKeysWithValues: state.compactMap { key, t in key.hasPrefix("bert.") ? (String(key.dropFirst(5)), t) : nil })
+      state = Dictionary(
+        uniqueKeysWithValues: state.compactMap { key, t in key.hasPrefix("bert.") ? (String(key.dropFirst(5)), t) : nil })
     }
     let model = try BertModel(config, pooling: pooling, withPooler: state["pooler.dense.weight"] != nil)
     try Checkpoint.load(state, into: model, strict: strict, source: directory)

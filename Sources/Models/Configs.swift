@@ -202,7 +202,10 @@ public struct BertConfig: Codable, Equatable, Sendable {
     case layerNormEps = "layer_norm_eps", padTokenId = "pad_token_id"
   }
 
-  public init(vocabSize: Int, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, intermediateSize: Int, maxPositionEmbeddings: Int = 512) {
+  public init(
+    vocabSize: Int, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, intermediateSize: Int,
+    maxPositionEmbeddings: Int = 512
+  ) {
     self.vocabSize = vocabSize
     self.hiddenSize = hiddenSize
     self.numHiddenLayers = numHiddenLayers

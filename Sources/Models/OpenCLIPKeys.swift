@@ -51,7 +51,9 @@ public enum OpenCLIPKeys {
         if inner == "attn.in_proj_weight" || inner == "attn.in_proj_bias" {
           let suffix = inner.hasSuffix("weight") ? "weight" : "bias"
           let parts = try tensor.chunk(3, dim: 0)
-          guard parts.count == 3 else { throw TorchError("openCLIP", "\(key) of shape \(tensor.shape) does not split into q, k, v") }
+          guard parts.count == 3 else {
+            throw TorchError("openCLIP", "\(key) of shape \(tensor.shape) does not split into q, k, v")
+          }
           for (name, part) in zip(["q_proj", "k_proj", "v_proj"], parts) { out["\(base)\(name).\(suffix)"] = part }
           continue
         }

@@ -4,17 +4,20 @@ import TorchNN
 public enum Presets {
   /// Test-sized: 32×32 images, 2 layers per tower, CLIP's real vocabulary.
   public static let tiny = clip(
-    vision: (width: 64, layers: 2, heads: 4, patch: 8, image: 32), text: (width: 64, layers: 2, heads: 4, context: 77), projection: 32)
+    vision: (width: 64, layers: 2, heads: 4, patch: 8, image: 32), text: (width: 64, layers: 2, heads: 4, context: 77),
+    projection: 32)
 
-  /// Teacher for the embedded captioned-scenes benchmark (64×64 images, 16×16 patches, captions
-  /// up to 32 tokens): sized so that `make demo` trains it in minutes on two CPU cores.
+  /// Teacher for the embedded captioned-scenes benchmark (48×48 images, 16×16 patches, captions
+  /// up to 32 tokens): sized so that `make demo` trains it in minutes on two CPU cores. The 3×3
+  /// patch grid matches the scenes' 3×3 layout grid, one object per patch: at the demo's budget
+  /// this learned ~7× faster than 64 px (mean recall 0.249 vs 0.035 after 600 steps).
   public static let sceneTeacher = clip(
-    vision: (width: 128, layers: 4, heads: 4, patch: 16, image: 64), text: (width: 128, layers: 4, heads: 4, context: 32),
+    vision: (width: 128, layers: 4, heads: 4, patch: 16, image: 48), text: (width: 128, layers: 4, heads: 4, context: 32),
     projection: 128)
 
   /// Student for the embedded benchmark: half the teacher's width, fewer layers.
   public static let sceneStudent = clip(
-    vision: (width: 64, layers: 3, heads: 2, patch: 16, image: 64), text: (width: 64, layers: 3, heads: 2, context: 32),
+    vision: (width: 64, layers: 3, heads: 2, patch: 16, image: 48), text: (width: 64, layers: 3, heads: 2, context: 32),
     projection: 128)
 
   /// OpenAI CLIP ViT-B/32.
@@ -45,10 +48,12 @@ public enum Presets {
   ) -> CLIPConfig {
     CLIPConfig(
       text: CLIPTextConfig(
-        vocabSize: 49408, hiddenSize: t.width, intermediateSize: 4 * t.width, numHiddenLayers: t.layers, numAttentionHeads: t.heads,
+        vocabSize: 49408, hiddenSize: t.width, intermediateSize: 4 * t.width, numHiddenLayers: t.layers,
+        numAttentionHeads: t.heads,
         maxPositionEmbeddings: t.context, projectionDim: projection),
       vision: CLIPVisionConfig(
-        hiddenSize: v.width, intermediateSize: 4 * v.width, numHiddenLayers: v.layers, numAttentionHeads: v.heads, imageSize: v.image,
+        hiddenSize: v.width, intermediateSize: 4 * v.width, numHiddenLayers: v.layers, numAttentionHeads: v.heads,
+        imageSize: v.image,
         patchSize: v.patch, projectionDim: projection),
       projectionDim: projection)
   }

@@ -17,7 +17,8 @@ public final class CLIPTextEmbeddings: Module {
     let length = ids.size(1)
     let context = positionEmbedding.weight.size(0)
     guard length <= context else {
-      throw TorchError("CLIPText", "text of \(length) tokens is longer than the context length \(context); truncate it when tokenizing")
+      throw TorchError(
+        "CLIPText", "text of \(length) tokens is longer than the context length \(context); truncate it when tokenizing")
     }
     return try tokenEmbedding(ids) + positionEmbedding.weight.narrow(dim: 0, start: 0, length: length)
   }
@@ -77,6 +78,7 @@ public final class CLIPTextTransformer: Module {
     let index = try positions.view([-1, 1, 1]).expand([ids.size(0), 1, d])
     let pooled = try last.gather(dim: 1, index: index).squeeze(1)
     let mask = try attentionMask ?? Tensor.ones(ids.shape, dtype: .int64, device: ids.device)
-    return TextOutput(hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask, pooledPositions: positions)
+    return TextOutput(
+      hiddenStates: states, lastHiddenState: last, pooled: pooled, attentionMask: mask, pooledPositions: positions)
   }
 }

@@ -28,10 +28,13 @@ public final class CLIPEncoderLayer: Module {
 public final class CLIPEncoder: Module {
   public let layers: [CLIPEncoderLayer]
 
-  public init(numLayers: Int, hiddenSize: Int, intermediateSize: Int, numHeads: Int, activation: Activation, layerNormEps: Double) throws {
+  public init(numLayers: Int, hiddenSize: Int, intermediateSize: Int, numHeads: Int, activation: Activation, layerNormEps: Double)
+    throws
+  {
     layers = try (0..<numLayers).map { _ in
       try CLIPEncoderLayer(
-        hiddenSize: hiddenSize, intermediateSize: intermediateSize, numHeads: numHeads, activation: activation, layerNormEps: layerNormEps)
+        hiddenSize: hiddenSize, intermediateSize: intermediateSize, numHeads: numHeads, activation: activation,
+        layerNormEps: layerNormEps)
     }
     super.init()
   }

@@ -13,7 +13,8 @@ public final class CLIPVisionEmbeddings: Module {
     let d = config.hiddenSize
     classEmbedding = try parameter(Tensor.randn([d]))
     patchEmbedding = try Conv2d(
-      config.numChannels, d, kernel: (config.patchSize, config.patchSize), stride: (config.patchSize, config.patchSize), bias: false)
+      config.numChannels, d, kernel: (config.patchSize, config.patchSize), stride: (config.patchSize, config.patchSize),
+      bias: false)
     positionEmbedding = try Embedding(config.gridSize * config.gridSize + 1, d)
     patchSize = config.patchSize
     gridSize = config.gridSize

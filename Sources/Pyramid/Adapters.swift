@@ -73,7 +73,8 @@ public final class StudentPyramid: Module {
 
   /// Adapts the student's raw levels (already at the teacher's resolutions).
   public func adapt(vision: VisionLevels, language: LanguageLevels) throws -> (VisionLevels, LanguageLevels) {
-    let v = VisionLevels(maps: [try p2(vision.maps[0]), try p3(vision.maps[1]), try p4(vision.maps[2])], global: try p5(vision.global))
+    let v = VisionLevels(
+      maps: [try p2(vision.maps[0]), try p3(vision.maps[1]), try p4(vision.maps[2])], global: try p5(vision.global))
     var l = language
     // Re-mask after the adapter: its bias would otherwise give padded positions a value.
     l.tokens = try l1(language.tokens) * language.tokenMask.unsqueeze(2)

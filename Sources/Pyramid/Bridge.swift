@@ -7,7 +7,9 @@ import TorchNN
 public func levelVector(_ features: Tensor, mask: Tensor? = nil) throws -> Tensor {
   switch features.rank {
   case 4: return try features.mean(dims: [2, 3])  // [B, D, h, w] → [B, D]
-  case 3: return try LanguageHierarchy.maskedMean(features, mask: mask ?? Tensor.ones([features.size(0), features.size(1)], dtype: features.dtype))
+  case 3:
+    return try LanguageHierarchy.maskedMean(
+      features, mask: mask ?? Tensor.ones([features.size(0), features.size(1)], dtype: features.dtype))
   default: return features
   }
 }

@@ -81,16 +81,21 @@ public enum LanguageHierarchy {
   /// Expands a compact summary into L1–L4 (phrase windows are computed here).
   public static func expand(_ c: CompactLanguage, config: PyramidConfig) throws -> LanguageLevels {
     let n = config.phraseWindow
-    guard n >= 1, n <= c.mask.size(1) else { throw PyramidError("phrase window \(n) does not fit sequences of \(c.mask.size(1)) tokens") }
+    guard n >= 1, n <= c.mask.size(1) else {
+      throw PyramidError("phrase window \(n) does not fit sequences of \(c.mask.size(1)) tokens")
+    }
     let (phrases, phraseMask) = try windowMeans(c.phraseSource, mask: c.mask, window: n)
-    return LanguageLevels(tokens: c.tokens, tokenMask: c.mask, phrases: phrases, phraseMask: phraseMask, sentence: c.sentence, global: c.global)
+    return LanguageLevels(
+      tokens: c.tokens, tokenMask: c.mask, phrases: phrases, phraseMask: phraseMask, sentence: c.sentence, global: c.global)
   }
 
   /// - Parameters:
   ///   - taps: 4 tensors [B, T, D].
   ///   - attentionMask: [B, T], 1 for real tokens.
   ///   - pooledPositions: where the tower pools each text [B] (int64); nil = masked mean.
-  public static func levels(taps: [Tensor], attentionMask: Tensor, pooledPositions: Tensor?, config: PyramidConfig) throws -> LanguageLevels {
+  public static func levels(taps: [Tensor], attentionMask: Tensor, pooledPositions: Tensor?, config: PyramidConfig) throws
+    -> LanguageLevels
+  {
     try expand(compact(taps: taps, attentionMask: attentionMask, pooledPositions: pooledPositions), config: config)
   }
 

@@ -1,4 +1,5 @@
 import Torch
+
 /// Which layers feed which pyramid level, and the shape choices of the levels.
 ///
 /// Depth is split into quarters by default: with L layers the taps are after layers

@@ -48,7 +48,9 @@ public enum VisionPyramid {
   }
 
   /// Expands a compact summary into P2–P5 with P4 on `targetGrid` (the teacher's grid).
-  public static func expand(maps: [Tensor], global: Tensor, targetGrid: (height: Int, width: Int), config: PyramidConfig) throws -> VisionLevels {
+  public static func expand(maps: [Tensor], global: Tensor, targetGrid: (height: Int, width: Int), config: PyramidConfig) throws
+    -> VisionLevels
+  {
     let scales = [config.p2Scale, config.p3Scale, 1]
     let levels = try zip(maps, scales).map { map, scale in
       let size = (targetGrid.height * scale, targetGrid.width * scale)

@@ -71,7 +71,9 @@ public final class Tensor {
     let code = ct_dtype(handle)
     // No public operation creates a dtype outside `DType` (complex, float8, …), so an unknown
     // code is a bug in this library: a broken invariant, the one case the error policy traps.
-    guard let dtype = DType(rawValue: code) else { preconditionFailure("tensor has c10::ScalarType \(code), which DType does not model") }
+    guard let dtype = DType(rawValue: code) else {
+      preconditionFailure("tensor has c10::ScalarType \(code), which DType does not model")
+    }
     return dtype
   }
   public var isContiguous: Bool { ct_is_contiguous(handle) }

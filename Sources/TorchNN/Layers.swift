@@ -141,9 +141,15 @@ public enum Activation: String, Codable, Sendable, CaseIterable {
   /// Also reads the names Hugging Face configs use for the same functions.
   public init(from decoder: Decoder) throws {
     let name = try decoder.singleValueContainer().decode(String.self)
-    let aliases: [String: Activation] = ["gelu_new": .geluTanh, "gelu_pytorch_tanh": .geluTanh, "gelu_fast": .geluTanh, "swish": .silu]
+    let aliases: [String: Activation] = [
+      "gelu_new": .geluTanh, "gelu_pytorch_tanh": .geluTanh, "gelu_fast": .geluTanh, "swish": .silu,
+    ]
     guard let activation = Activation(rawValue: name) ?? aliases[name] else {
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown activation '\(name)' (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))"))
+      throw DecodingError.dataCorrupted(
+        .init(
+          codingPath: decoder.codingPath,
+          debugDescription: "unknown activation '\(name)' (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))"
+        ))
     }
     self = activation
   }

@@ -21,7 +21,8 @@ struct CMAPKDCommand: ParsableCommand {
         cmapkd report runs/demo/teacher runs/demo/cmapkd runs/demo/kd --out runs/demo
       """,
     subcommands: [
-      DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Report.self, Demo.self, Bench.self,
+      DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Report.self, Demo.self,
+      Bench.self,
     ])
 
   static func main() {
@@ -67,7 +68,8 @@ struct DataCommand: ParsableCommand {
     subcommands: [Inspect.self, Generate.self])
 
   struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print split sizes, sample captions and the bag-of-words retrieval baseline.")
+    static let configuration = CommandConfiguration(
+      abstract: "Print split sizes, sample captions and the bag-of-words retrieval baseline.")
     @OptionGroup var options: ConfigOptions
     func run() throws { try DataTools.inspect(try options.load(defaults: ["configs/demo.yaml"])) }
   }
@@ -136,8 +138,11 @@ struct Distill: ParsableCommand {
 
   func run() throws {
     var files = options.config.isEmpty ? ["configs/demo.yaml"] : options.config
-    if let method, FileManager.default.fileExists(atPath: "configs/methods/\(method).yaml") { files.append("configs/methods/\(method).yaml") }
-    var config = try ConfigLoader.load(ExperimentConfig.self, files: files, overrides: options.overrides + (method.map { ["method.name=\($0)"] } ?? []))
+    if let method, FileManager.default.fileExists(atPath: "configs/methods/\(method).yaml") {
+      files.append("configs/methods/\(method).yaml")
+    }
+    var config = try ConfigLoader.load(
+      ExperimentConfig.self, files: files, overrides: options.overrides + (method.map { ["method.name=\($0)"] } ?? []))
     if config.runDir == nil { config.runDir = "\(config.outputDir)/\(config.method.name)" }
     let outcome = try Trainer(config: config, kind: .student).run(resume: resume.resume != nil)
     Console.printOutcome(outcome)
@@ -157,7 +162,8 @@ struct Eval: ParsableCommand {
   @Flag(help: "Evaluate it as the teacher (uses the teacher section of the config).") var teacher = false
   func run() throws {
     let savedConfig = "\(checkpoint)/config.yaml"
-    let config = try options.load(defaults: FileManager.default.fileExists(atPath: savedConfig) ? [savedConfig] : ["configs/demo.yaml"])
+    let config = try options.load(
+      defaults: FileManager.default.fileExists(atPath: savedConfig) ? [savedConfig] : ["configs/demo.yaml"])
     let results = try Evaluate.checkpoint(checkpoint, config: config, asTeacher: teacher)
     Console.printMetrics(results)
   }
@@ -175,7 +181,9 @@ struct Ablate: ParsableCommand {
   @Option(help: "Comma-separated ablation names (default: every file in configs/ablations).") var only: String?
   func run() throws {
     let seedList = try seeds.split(separator: ",").map { s -> Int in
-      guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--seeds: '\(s)' is not an integer") }
+      guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else {
+        throw ValidationError("--seeds: '\(s)' is not an integer")
+      }
       return v
     }
     try Ablations.run(

@@ -4,8 +4,9 @@ import Testing
 
 /// The generated captioned-scenes benchmark.
 @Suite struct SceneTests {
+  /// At 64 px, the size the pinned digests below were taken at.
   static func small(seed: UInt64 = 0) -> ScenesConfig {
-    var config = ScenesConfig(seed: seed)
+    var config = ScenesConfig(seed: seed, imageSize: 64)
     config.train.count = 200
     config.val.count = 40
     config.test.count = 200

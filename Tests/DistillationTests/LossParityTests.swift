@@ -6,7 +6,9 @@ import Torch
 
 /// Checks each part against the reference and each student input's gradient.
 func expectParts(_ parts: LossParts, _ fx: [String: Tensor], prefix: String, inputs: [String: Tensor]) throws {
-  let names = fx.keys.filter { $0.hasPrefix("\(prefix)/") && !$0.contains("/grad/") && fx["\(prefix)/grad/\($0.dropFirst(prefix.count + 1))"] == nil }
+  let names = fx.keys.filter {
+    $0.hasPrefix("\(prefix)/") && !$0.contains("/grad/") && fx["\(prefix)/grad/\($0.dropFirst(prefix.count + 1))"] == nil
+  }
   var checked = 0
   for (name, value) in parts.parts {
     guard let expected = fx["\(prefix)/\(name)"] else {
@@ -56,7 +58,8 @@ struct LossParityTests {
 
   @Test func alignment() throws {
     let (si, st) = (try leaf("align/s_img"), try leaf("align/s_txt"))
-    let parts = try Losses.alignment(studentImage: si, studentText: st, teacherImage: fx["align/t_img"]!, teacherText: fx["align/t_txt"]!)
+    let parts = try Losses.alignment(
+      studentImage: si, studentText: st, teacherImage: fx["align/t_img"]!, teacherText: fx["align/t_txt"]!)
     try expectParts(parts, fx, prefix: "align", inputs: ["s_img": si, "s_txt": st])
   }
 
@@ -64,7 +67,8 @@ struct LossParityTests {
     let sv = try (0..<4).map { try leaf("pyr/sv\($0)") }, sl = try (0..<4).map { try leaf("pyr/sl\($0)") }
     let tv = (0..<4).map { fx["pyr/tv\($0)"]! }, tl = (0..<4).map { fx["pyr/tl\($0)"]! }
     let parts = try Losses.pyramidAlignment(
-      student: (sv, sl), teacher: (tv, tl), coupling: fx["pyr/alpha"]!, activeVision: [.deep, .global], activeLanguage: [.middle, .deep, .global])
+      student: (sv, sl), teacher: (tv, tl), coupling: fx["pyr/alpha"]!, activeVision: [.deep, .global],
+      activeLanguage: [.middle, .deep, .global])
     var inputs: [String: Tensor] = [:]
     for i in 0..<4 { inputs["sv\(i)"] = sv[i]; inputs["sl\(i)"] = sl[i] }
     try expectParts(parts, fx, prefix: "pyr", inputs: inputs)

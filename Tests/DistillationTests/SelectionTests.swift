@@ -10,7 +10,8 @@ struct SelectionTests {
   @Test("ALSN weights: rows sum to 1 over active levels, exactly 0 elsewhere; coupling over active pairs")
   func alsnNormalization() throws {
     let alsn = try ALSN(featureWidth: 8)
-    let w = try alsn(image: Tensor.randn([5, 8]), text: Tensor.randn([5, 8]), activeVision: [.deep, .global], activeLanguage: [.global])
+    let w = try alsn(
+      image: Tensor.randn([5, 8]), text: Tensor.randn([5, 8]), activeVision: [.deep, .global], activeLanguage: [.global])
     #expect(w.vision.shape == [5, 4] && w.language.shape == [5, 4] && w.coupling.shape == [5, 4, 4])
     let v = try w.vision.doubles(), l = try w.language.doubles(), c = try w.coupling.doubles()
     for b in 0..<5 {
@@ -44,7 +45,9 @@ struct SelectionTests {
     for b in 0..<2 {
       let row = Array(a[24 * b..<24 * (b + 1)])
       #expect(v[4 * b] == 0 && v[4 * b + 1] == 0)
-      #expect(Swift.abs(v[4 * b + 2] - row[2] / (row[2] + row[3])) < 1e-6 && Swift.abs(v[4 * b + 3] - row[3] / (row[2] + row[3])) < 1e-6)
+      #expect(
+        Swift.abs(v[4 * b + 2] - row[2] / (row[2] + row[3])) < 1e-6 && Swift.abs(v[4 * b + 3] - row[3] / (row[2] + row[3])) < 1e-6
+      )
       #expect(l[4 * b + 3] == 1 && l[4 * b] == 0)
       // Active pairs (P4, L4) and (P5, L4): coupling actions 8 + 11 and 8 + 15.
       let pairs = Array(c[16 * b..<16 * (b + 1)])
@@ -61,7 +64,8 @@ struct SelectionTests {
     let uniform = try FixedWeights.make(batch: 3, activeVision: Set(Level.allCases), activeLanguage: [.deep, .global])
     let h = try uniform.entropies()
     #expect(Swift.abs(h.vision - log(4)) < 1e-6 && Swift.abs(h.language - log(2)) < 1e-6 && Swift.abs(h.coupling - log(8)) < 1e-5)
-    let manual = try FixedWeights.make(batch: 2, vision: [4, 3, 2, 1], activeVision: [.middle, .deep, .global], activeLanguage: [.global])
+    let manual = try FixedWeights.make(
+      batch: 2, vision: [4, 3, 2, 1], activeVision: [.middle, .deep, .global], activeLanguage: [.global])
     #expect(try manual.vision.doubles().prefix(4).map { ($0 * 1e6).rounded() / 1e6 } == [0, 0.5, 0.333333, 0.166667])
     #expect(throws: PyramidError.self) {
       try FixedWeights.make(batch: 1, vision: [1, 0, 0, 0], activeVision: [.global], activeLanguage: [.global])
@@ -71,8 +75,9 @@ struct SelectionTests {
   @Test("progressive stages follow the configured epochs; one-stage trains every level throughout")
   func schedule() {
     let s = ProgressiveSchedule(coarseEpochs: 5, mediumEpochs: 5, fineEpochs: 10, refinementEpochs: 2)
-    #expect((0..<22).map { s.stage(atEpoch: $0) } == Array(repeating: .coarse, count: 5) + Array(repeating: .medium, count: 5)
-      + Array(repeating: .fine, count: 10) + [.refinement, .refinement])
+    #expect(
+      (0..<22).map { s.stage(atEpoch: $0) } == Array(repeating: .coarse, count: 5) + Array(repeating: .medium, count: 5)
+        + Array(repeating: .fine, count: 10) + [.refinement, .refinement])
     #expect(s.stage(atEpoch: 40) == .refinement)
     #expect(s.stage(atProgress: 0.5) == .fine)
     #expect(Stage.coarse.activeLevels == [.global] && Stage.medium.activeLevels == [.deep, .global])

@@ -53,7 +53,9 @@ struct TeacherCacheTests {
   }
 
   /// Trains a student for two epochs, teacher features live or through `cache`; returns the losses.
-  func train(teacher: CLIPModel, from state: (student: [String: Tensor], head: [String: Tensor]), cache: TeacherCache?) throws -> [Double] {
+  func train(teacher: CLIPModel, from state: (student: [String: Tensor], head: [String: Tensor]), cache: TeacherCache?) throws
+    -> [Double]
+  {
     let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
     let head = try CMAPKDHead(student: student.config, teacher: teacher)
     try student.loadStateDict(state.student)
@@ -69,10 +71,12 @@ struct TeacherCacheTests {
         if let cached = try cache?.features(for: b.keys) {
           features = cached
         } else {
-          features = try TeacherFeatures.compute(teacher: teacher, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: method.config.pyramid)
+          features = try TeacherFeatures.compute(
+            teacher: teacher, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: method.config.pyramid)
           try cache?.store(features, keys: b.keys)
         }
-        let step = try method.step(student: student, head: head, teacher: features, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, stage: .fine)
+        let step = try method.step(
+          student: student, head: head, teacher: features, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, stage: .fine)
         try optimizer.zeroGrad()
         try step.total.backward()
         try optimizer.step()
@@ -120,7 +124,8 @@ struct TeacherCacheTests {
     #expect(fa != (try TeacherCache.fingerprint(teacher: a, preprocessing: "test", pyramid: PyramidConfig(phraseWindow: 2))))
     let data = try TinyDataset()
     let batch = try data.batch([0, 1, 2, 3])
-    let features = try TeacherFeatures.compute(teacher: a, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: PyramidConfig())
+    let features = try TeacherFeatures.compute(
+      teacher: a, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: PyramidConfig())
     try TeacherCache(root: root, fingerprint: fa).store(features, keys: batch.keys)
     #expect(try TeacherCache(root: root, fingerprint: fb).features(for: batch.keys) == nil)
     #expect(try TeacherCache(root: root, fingerprint: fa).features(for: batch.keys) != nil)
@@ -137,7 +142,8 @@ struct TeacherCacheTests {
     let cache = try TeacherCache(root: root, fingerprint: fingerprint)
     for b in [first, second] {
       try cache.store(
-        TeacherFeatures.compute(teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig()), keys: b.keys)
+        TeacherFeatures.compute(teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig()),
+        keys: b.keys)
     }
     let shard0 = "\(cache.directory)/shard-000000.safetensors", shard1 = "\(cache.directory)/shard-000001.safetensors"
     // Flip one byte in the data of shard 0; cut shard 1 short.
@@ -156,7 +162,8 @@ struct TeacherCacheTests {
     #expect(!FileManager.default.fileExists(atPath: shard0))
     // Recomputed features are stored again and read back.
     try reopened.store(
-      TeacherFeatures.compute(teacher: t, pixels: first.pixels, ids: first.ids, attentionMask: first.mask, pyramid: PyramidConfig()), keys: first.keys)
+      TeacherFeatures.compute(
+        teacher: t, pixels: first.pixels, ids: first.ids, attentionMask: first.mask, pyramid: PyramidConfig()), keys: first.keys)
     #expect(try reopened.features(for: first.keys) != nil)
 
     try Data("{not json".utf8).write(to: URL(fileURLWithPath: "\(cache.directory)/manifest.json"))
@@ -174,7 +181,8 @@ struct TeacherCacheTests {
     let cache = try TeacherCache(root: root, fingerprint: "tiny-budget", maxBytes: 1000) { messages.lines.append($0) }
     let data = try TinyDataset()
     let b = try data.batch([0, 1, 2, 3])
-    let features = try TeacherFeatures.compute(teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig())
+    let features = try TeacherFeatures.compute(
+      teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig())
     #expect(try cache.store(features, keys: b.keys) == false)
     #expect(try cache.store(features, keys: b.keys) == false)
     #expect(cache.budgetReached && messages.lines.count == 1 && messages.lines[0].contains("budget"))
@@ -187,7 +195,8 @@ struct TeacherCacheTests {
     let t = try teacher()
     let data = try TinyDataset()
     let b = try data.batch([0, 1, 2, 3])
-    let features = try TeacherFeatures.compute(teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig())
+    let features = try TeacherFeatures.compute(
+      teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig())
     let full = try TeacherCache(root: root, fingerprint: "f32")
     let half = try TeacherCache(root: root, fingerprint: "f16", storage: .float16)
     try full.store(features, keys: b.keys)

@@ -1,5 +1,6 @@
 import Experiments
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct ConfigTests {
@@ -63,7 +64,9 @@ import Testing
   }
 
   @Test func missingFileAndBadYAML() {
-    #expect(message { _ = try ConfigLoader.load(ExperimentConfig.self, files: ["/nonexistent/x.yaml"]) }.contains("config file not found: /nonexistent/x.yaml"))
+    #expect(
+      message { _ = try ConfigLoader.load(ExperimentConfig.self, files: ["/nonexistent/x.yaml"]) }.contains(
+        "config file not found: /nonexistent/x.yaml"))
     let text = message { _ = try load("train: [1, 2\n") }
     #expect(text.contains("c.yaml") && text.contains("invalid YAML"), "\(text)")
   }
@@ -86,7 +89,8 @@ import Testing
     let methods = try FileManager.default.contentsOfDirectory(atPath: "\(root)/configs/methods").filter { $0.hasSuffix(".yaml") }
     #expect(methods.count >= 7)
     for file in methods {
-      let c = try ConfigLoader.load(ExperimentConfig.self, files: ["\(root)/configs/demo.yaml", "\(root)/configs/methods/\(file)"])
+      let c = try ConfigLoader.load(
+        ExperimentConfig.self, files: ["\(root)/configs/demo.yaml", "\(root)/configs/methods/\(file)"])
       #expect(c.method.name == String(file.dropLast(5)))
     }
     for extra in ["demo-quick.yaml"] {
@@ -95,12 +99,11 @@ import Testing
     let ablations = (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/configs/ablations")) ?? []
     for file in ablations where file.hasSuffix(".yaml") {
       _ = try ConfigLoader.load(
-        ExperimentConfig.self, files: ["\(root)/configs/demo.yaml", "\(root)/configs/methods/cmapkd.yaml", "\(root)/configs/ablations/\(file)"])
+        ExperimentConfig.self,
+        files: ["\(root)/configs/demo.yaml", "\(root)/configs/methods/cmapkd.yaml", "\(root)/configs/ablations/\(file)"])
     }
   }
 }
-
-import TestSupport
 
 enum TestSupportRoot {
   static var path: String { packageRoot }

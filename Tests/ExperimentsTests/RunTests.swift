@@ -40,7 +40,9 @@ import Torch
     #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL, "the run finished before it could be killed")
     #expect(!FileManager.default.fileExists(atPath: "\(killedRun)/results.json"))
 
-    let resumed = try runCLI(["distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(killedRun)", "--resume", "latest"])
+    let resumed = try runCLI([
+      "distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(killedRun)", "--resume", "latest",
+    ])
     #expect(resumed.status == 0, "\(resumed.stderr)")
     #expect(resumed.stderr.contains("resumed dsmd from"), "\(resumed.stderr)")
 
@@ -82,12 +84,17 @@ import Torch
     #expect(help.status == 0 && help.stdout.contains("Example"))
 
     // A teacher checkpoint of another architecture.
-    let arch = try runCLI(["distill", "--config", config, "--method", "kd", "--set", "teacher.preset=scene-student", "--set", "run_dir=\(root)/y"])
+    let arch = try runCLI([
+      "distill", "--config", config, "--method", "kd", "--set", "teacher.preset=scene-student", "--set", "run_dir=\(root)/y",
+    ])
     #expect(arch.status != 0 && arch.stderr.contains("different architecture"), "\(arch.stderr)")
 
     // An empty data folder.
     let empty = try temporaryFolder("empty")
-    let data = try runCLI(["distill", "--config", config, "--method", "none", "--set", "data.dataset={format: folder, path: \(empty)}", "--set", "run_dir=\(root)/z"])
+    let data = try runCLI([
+      "distill", "--config", config, "--method", "none", "--set", "data.dataset={format: folder, path: \(empty)}", "--set",
+      "run_dir=\(root)/z",
+    ])
     #expect(data.status != 0 && data.stderr.contains(empty), "\(data.stderr)")
   }
 
@@ -95,12 +102,15 @@ import Torch
     let (root, config) = try prepared("nonfinite")
     let run = "\(root)/blowup"
     // A sane first run leaves checkpoints; resuming it with an absurd learning rate must diverge.
-    let first = try runCLI(["distill", "--config", config, "--method", "none", "--set", "run_dir=\(run)", "--set", "train.steps=10"])
+    let first = try runCLI([
+      "distill", "--config", config, "--method", "none", "--set", "run_dir=\(run)", "--set", "train.steps=10",
+    ])
     #expect(first.status == 0, "\(first.stderr)")
     let before = RunCheckpoint.stepFolders(in: "\(run)/checkpoints")
     let digests = try before.map { try RunCheckpoint.open($0).meta.files }
     let diverged = try runCLI([
-      "distill", "--config", config, "--method", "none", "--set", "run_dir=\(run)", "--set", "train.steps=20", "--set", "optimizer.lr=1e30",
+      "distill", "--config", config, "--method", "none", "--set", "run_dir=\(run)", "--set", "train.steps=20", "--set",
+      "optimizer.lr=1e30",
       "--set", "optimizer.clip_norm=0", "--resume", "latest",
     ])
     #expect(diverged.status == 1, "\(diverged.stderr)")
@@ -118,7 +128,8 @@ import Torch
 @Suite struct CheckpointTests {
   func save(_ folder: String, step: Int, value: Float) throws -> RunCheckpoint {
     let meta = CheckpointMeta(
-      step: step, position: .init(epoch: 0, batch: step), architecture: "{}", method: "none", seed: 0, bestValue: nil, bestStep: nil,
+      step: step, position: .init(epoch: 0, batch: step), architecture: "{}", method: "none", seed: 0, bestValue: nil,
+      bestStep: nil,
       metrics: [:], files: [:], savedAt: "now")
     return try RunCheckpoint.save(in: folder, meta: meta, tensors: ["model": ["w": try Tensor([value, value], shape: [2])]])
   }

@@ -14,10 +14,11 @@ func temporaryDirectory() throws -> String {
 /// Keys, shapes and dtypes of a safetensors file.
 func layout(_ path: String) throws -> [String: String] {
   let file = try SafeTensorsFile(path: path)
-  return Dictionary(uniqueKeysWithValues: file.names.map { name in
-    let info = file.info(name)!
-    return (name, "\(info.dtype) \(info.shape)")
-  })
+  return Dictionary(
+    uniqueKeysWithValues: file.names.map { name in
+      let info = file.info(name)!
+      return (name, "\(info.dtype) \(info.shape)")
+    })
 }
 
 @Suite("Checkpoints: saving, reloading, formats and bad input")
@@ -43,7 +44,8 @@ struct CheckpointTests {
 
   @Test("open_clip format: our saved state dict has open_clip's keys and shapes and reloads exactly")
   func openCLIPRoundTrip() throws {
-    let model = try CLIPModel.load(openCLIP: "\(fixtures)/openclip/weights.safetensors", config: "\(fixtures)/openclip/config.json")
+    let model = try CLIPModel.load(
+      openCLIP: "\(fixtures)/openclip/weights.safetensors", config: "\(fixtures)/openclip/config.json")
     let dir = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: dir) }
     try model.save(openCLIP: "\(dir)/weights.safetensors", config: "\(dir)/config.json")
@@ -150,7 +152,9 @@ struct CheckpointTests {
   @Test("an image size not divisible by the patch, and a text longer than the context, are clear errors")
   func badInputs() throws {
     let model = try CLIPModel(Presets.tiny)
-    #expect { try model.encodeImage(Tensor.randn([1, 3, 30, 32])) } throws: { "\($0)".contains("30×32 is not divisible by the patch size 8") }
+    #expect { try model.encodeImage(Tensor.randn([1, 3, 30, 32])) } throws: {
+      "\($0)".contains("30×32 is not divisible by the patch size 8")
+    }
     #expect { try model.encodeText(Tensor.zeros([1, 80], dtype: .int64)) } throws: {
       "\($0)".contains("80 tokens is longer than the context length 77")
     }
@@ -159,8 +163,10 @@ struct CheckpointTests {
 
   @Test("configs read Hugging Face defaults for omitted fields and HF activation names")
   func configDefaults() throws {
-    let config = try JSONDecoder().decode(CLIPConfig.self, from: Data(#"{"vision_config": {"hidden_act": "gelu_new", "patch_size": 16}}"#.utf8))
-    #expect(config.visionConfig.patchSize == 16 && config.visionConfig.hiddenSize == 768 && config.visionConfig.hiddenAct == .geluTanh)
+    let config = try JSONDecoder().decode(
+      CLIPConfig.self, from: Data(#"{"vision_config": {"hidden_act": "gelu_new", "patch_size": 16}}"#.utf8))
+    #expect(
+      config.visionConfig.patchSize == 16 && config.visionConfig.hiddenSize == 768 && config.visionConfig.hiddenAct == .geluTanh)
     #expect(config.textConfig.eosTokenId == 49407 && config.textConfig.pooling == .firstToken(49407))
     #expect(config.projectionDim == 512)
   }

@@ -19,8 +19,9 @@ func expectClose(_ actual: Tensor, _ expected: Tensor?, _ what: String, _ worst:
 
 @Suite("Models match their Python references")
 struct ParityTests {
-  @Test("Hugging Face CLIPModel (first-EOS pooling, quick-GELU): every hidden state, embeddings, logits",
-        arguments: ["hf_clip", "hf_clip_legacy"])
+  @Test(
+    "Hugging Face CLIPModel (first-EOS pooling, quick-GELU): every hidden state, embeddings, logits",
+    arguments: ["hf_clip", "hf_clip_legacy"])
   func huggingFace(_ name: String) throws {
     let io = try SafeTensors.load("\(fixtures)/\(name)_io.safetensors")
     let model = try CLIPModel.load(huggingFace: "\(fixtures)/\(name)")
@@ -29,7 +30,9 @@ struct ParityTests {
     try Torch.noGrad {
       let vision = try model.visionModel(io["pixels"]!)
       #expect(vision.hiddenStates.count == model.config.visionConfig.numHiddenLayers + 1)
-      for (i, h) in vision.hiddenStates.enumerated() { try expectClose(h, io["vision/hidden\(i)"], "\(name) vision hidden \(i)", &worst) }
+      for (i, h) in vision.hiddenStates.enumerated() {
+        try expectClose(h, io["vision/hidden\(i)"], "\(name) vision hidden \(i)", &worst)
+      }
       try expectClose(vision.pooled, io["vision/pooled"], "\(name) vision pooled", &worst)
       try expectClose(model.encodeImage(io["pixels"]!), io["image_embeds"], "\(name) image embeds", &worst)
       let other = try model.visionModel(io["pixels_other"]!)
@@ -38,13 +41,17 @@ struct ParityTests {
       try expectClose(other.pooled, io["vision_other/pooled"], "\(name) 40×48 pooled", &worst)
       for (prefix, mask) in [("text", io["mask"]), ("text_nomask", nil)] {
         let text = try model.textModel(io["ids"]!, attentionMask: mask)
-        for (i, h) in text.hiddenStates.enumerated() { try expectClose(h, io["\(prefix)/hidden\(i)"], "\(name) \(prefix) hidden \(i)", &worst) }
+        for (i, h) in text.hiddenStates.enumerated() {
+          try expectClose(h, io["\(prefix)/hidden\(i)"], "\(name) \(prefix) hidden \(i)", &worst)
+        }
         try expectClose(text.lastHiddenState, io["\(prefix)/last"], "\(name) \(prefix) last", &worst)
         try expectClose(text.pooled, io["\(prefix)/pooled"], "\(name) \(prefix) pooled", &worst)
       }
       let texts = try model.encodeText(io["ids"]!, attentionMask: io["mask"]!)
       try expectClose(texts, io["text_embeds"], "\(name) text embeds", &worst)
-      try expectClose(model.logits(images: model.encodeImage(io["pixels"]!), texts: texts).perImage, io["logits_per_image"], "\(name) logits", &worst)
+      try expectClose(
+        model.logits(images: model.encodeImage(io["pixels"]!), texts: texts).perImage, io["logits_per_image"], "\(name) logits",
+        &worst)
     }
     print("parity \(name): max abs diff \(worst)")
   }
@@ -52,14 +59,19 @@ struct ParityTests {
   @Test("open_clip CLIP of a custom config (fused in_proj, GELU, argmax pooling)")
   func openCLIP() throws {
     let io = try SafeTensors.load("\(fixtures)/openclip_io.safetensors")
-    let model = try CLIPModel.load(openCLIP: "\(fixtures)/openclip/weights.safetensors", config: "\(fixtures)/openclip/config.json")
+    let model = try CLIPModel.load(
+      openCLIP: "\(fixtures)/openclip/weights.safetensors", config: "\(fixtures)/openclip/config.json")
     model.eval()
     var worst = 0.0
     try Torch.noGrad {
       let vision = try model.visionModel(io["pixels"]!)
-      for (i, h) in vision.hiddenStates.enumerated() { try expectClose(h, io["vision/hidden\(i)"], "open_clip vision hidden \(i)", &worst) }
+      for (i, h) in vision.hiddenStates.enumerated() {
+        try expectClose(h, io["vision/hidden\(i)"], "open_clip vision hidden \(i)", &worst)
+      }
       let text = try model.textModel(io["ids"]!)
-      for (i, h) in text.hiddenStates.enumerated() { try expectClose(h, io["text/hidden\(i)"], "open_clip text hidden \(i)", &worst) }
+      for (i, h) in text.hiddenStates.enumerated() {
+        try expectClose(h, io["text/hidden\(i)"], "open_clip text hidden \(i)", &worst)
+      }
       let images = try model.encodeImage(io["pixels"]!)
       let texts = try model.encodeText(io["ids"]!)
       try expectClose(images, io["image_embeds"], "open_clip image embeds", &worst)

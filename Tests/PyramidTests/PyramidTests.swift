@@ -12,7 +12,9 @@ struct PyramidTests {
     #expect(PyramidConfig.quarterTaps(depth: 12) == [3, 6, 9, 12])
     #expect(PyramidConfig.quarterTaps(depth: 24) == [6, 12, 18, 24])
     #expect(PyramidConfig.quarterTaps(depth: 2) == [1, 1, 2, 2])
-    #expect(throws: PyramidError.self) { try PyramidConfig(visionTaps: [1, 2, 3, 13]).taps([1, 2, 3, 13], depth: 12, tower: "vision") }
+    #expect(throws: PyramidError.self) {
+      try PyramidConfig(visionTaps: [1, 2, 3, 13]).taps([1, 2, 3, 13], depth: 12, tower: "vision")
+    }
   }
 
   @Test("phrase windows average real tokens only (hand-derived)")
@@ -21,7 +23,8 @@ struct PyramidTests {
     let x = try Tensor([1, 2, 4, 100, 100] as [Float], shape: [1, 5, 1])
     let mask = try Tensor([1, 1, 1, 0, 0] as [Float], shape: [1, 5])
     let taps = [x, x, x, x]
-    let levels = try LanguageHierarchy.levels(taps: taps, attentionMask: mask, pooledPositions: Tensor([Int64(2)]), config: PyramidConfig())
+    let levels = try LanguageHierarchy.levels(
+      taps: taps, attentionMask: mask, pooledPositions: Tensor([Int64(2)]), config: PyramidConfig())
     func close(_ a: [Double], _ b: [Double]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { Swift.abs($0 - $1) < 1e-6 } }
     #expect(close(try levels.phrases.doubles(), [7.0 / 3, 3, 4]))  // windows {1,2,4}, {2,4}, {4}
     #expect(try levels.phraseMask.doubles() == [1, 1, 1])
@@ -44,7 +47,8 @@ struct PyramidTests {
     func levels(_ ids: Tensor, mask: Tensor?) throws -> LanguageLevels {
       let out = try clip.textModel(ids, attentionMask: mask)
       return try LanguageHierarchy.levels(
-        taps: LanguageHierarchy.taps(out, config: config), attentionMask: out.attentionMask, pooledPositions: out.pooledPositions, config: config)
+        taps: LanguageHierarchy.taps(out, config: config), attentionMask: out.attentionMask, pooledPositions: out.pooledPositions,
+        config: config)
     }
     let a = try levels(short, mask: nil)
     let b = try levels(padded, mask: padded.ne(0).to(.int64))
@@ -55,7 +59,8 @@ struct PyramidTests {
     #expect(try b.tokens.narrow(dim: 1, start: 5, length: 3).abs().amax().item() == 0)
   }
 
-  @Test("resolutions follow image and patch size (B/16 at 224 gives 56, 28, 14)", arguments: [(224, 16, 14), (64, 8, 8), (96, 16, 6)])
+  @Test(
+    "resolutions follow image and patch size (B/16 at 224 gives 56, 28, 14)", arguments: [(224, 16, 14), (64, 8, 8), (96, 16, 6)])
   func resolutions(_ image: Int, _ patch: Int, _ grid: Int) throws {
     let d = 8
     let state = try Tensor.randn([2, 1 + grid * grid, d])
@@ -68,12 +73,14 @@ struct PyramidTests {
   @Test("a student on a different grid is resampled to the teacher's level sizes before its adapters")
   func studentResampling() throws {
     let student = try Tensor.randn([2, 1 + 4 * 4, 16])
-    let levels = try VisionPyramid.levels(taps: [student, student, student, student], grid: (4, 4), targetGrid: (8, 8), config: PyramidConfig())
+    let levels = try VisionPyramid.levels(
+      taps: [student, student, student, student], grid: (4, 4), targetGrid: (8, 8), config: PyramidConfig())
     #expect(levels.maps.map { $0.size(2) } == [32, 16, 8])
     let adapters = try StudentPyramid(studentWidths: (16, 12), teacherWidths: (24, 20))
     let text = try Tensor.randn([2, 6, 12])
     let mask = try Tensor.ones([2, 6])
-    let language = try LanguageHierarchy.levels(taps: [text, text, text, text], attentionMask: mask, pooledPositions: nil, config: PyramidConfig())
+    let language = try LanguageHierarchy.levels(
+      taps: [text, text, text, text], attentionMask: mask, pooledPositions: nil, config: PyramidConfig())
     let (v, l) = try adapters.adapt(vision: levels, language: language)
     #expect(v.maps.map { $0.size(1) } == [24, 24, 24] && v.global.shape == [2, 24])
     #expect(l.tokens.shape == [2, 6, 20] && l.phrases.shape == [2, 4, 20] && l.global.shape == [2, 20])
@@ -88,10 +95,12 @@ struct PyramidTests {
     let config = PyramidConfig()
     let text = try teacher.textModel(ids, attentionMask: mask)
     let language = try LanguageHierarchy.levels(
-      taps: LanguageHierarchy.taps(text, config: config), attentionMask: mask, pooledPositions: text.pooledPositions, config: config)
+      taps: LanguageHierarchy.taps(text, config: config), attentionMask: mask, pooledPositions: text.pooledPositions,
+      config: config)
     let pixels = try Tensor.randn([2, 3, 32, 32])
     let vision = try teacher.visionModel(pixels)
-    let visionLevels = try VisionPyramid.levels(taps: VisionPyramid.taps(vision, config: config), grid: vision.grid, config: config)
+    let visionLevels = try VisionPyramid.levels(
+      taps: VisionPyramid.taps(vision, config: config), grid: vision.grid, config: config)
     let frozen = TeacherBridge(teacher)
     let shared = try frozen.shared(vision: visionLevels, language: language)
     #expect(try maxAbsDiff(shared.language[3], teacher.encodeText(ids, attentionMask: mask)) < 1e-5)

@@ -217,7 +217,8 @@ func cacheBenchmark() throws {
     print("  \(name)  \(line)")
   }
   print(
-    String(format: "ratio live/cache (median step time): %.3f  (min step time: %.3f)", l / c, liveTimes.min()! / cacheTimes.min()!))
+    String(
+      format: "ratio live/cache (median step time): %.3f  (min step time: %.3f)", l / c, liveTimes.min()! / cacheTimes.min()!))
   print(
     String(
       format: "  teacher forward alone: median %.1f ms; cache read alone: median %.1f ms (%d each, interleaved)",

@@ -7,7 +7,9 @@
 /// ```
 public struct LoaderConfig: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
-    case shuffle, seed, training, batchSize = "batch_size", numWorkers = "num_workers", prefetchBatches = "prefetch_batches", dropLast = "drop_last", captionChoice = "caption_choice", augmentationVariants = "augmentation_variants", errorPolicy = "error_policy"
+    case shuffle, seed, training, batchSize = "batch_size", numWorkers = "num_workers", prefetchBatches = "prefetch_batches",
+      dropLast = "drop_last", captionChoice = "caption_choice", augmentationVariants = "augmentation_variants", errorPolicy =
+      "error_policy"
     case shuffleGroup = "shuffle_group"
   }
 

@@ -16,7 +16,8 @@ public enum SceneSplit: String, Codable, Sendable, CaseIterable {
 /// One split's size and make-up.
 public struct SceneSplitConfig: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
-    case count, minObjects = "min_objects", maxObjects = "max_objects", contrastSetSize = "contrast_set_size", hardNegatives = "hard_negatives"
+    case count, minObjects = "min_objects", maxObjects = "max_objects", contrastSetSize = "contrast_set_size", hardNegatives =
+      "hard_negatives"
   }
 
   public var count: Int
@@ -54,18 +55,20 @@ public struct SceneSplitConfig: Codable, Sendable, Equatable {
 /// The generated captioned-scenes benchmark: seed, resolution, split sizes.
 ///
 /// ```swift
-/// var config = ScenesConfig()          // 20k train, 1k val, 1k test at 64×64
+/// var config = ScenesConfig()          // 20k train, 1k val, 1k test at 48×48
 /// config.train.count = 200             // a quick test
 /// let test = try ScenesDataset(config, split: .test)
 /// ```
 public struct ScenesConfig: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
-    case seed, train, val, test, imageSize = "image_size", captionsPerImage = "captions_per_image", zeroShotCount = "zero_shot_count"
+    case seed, train, val, test, imageSize = "image_size", captionsPerImage = "captions_per_image", zeroShotCount =
+      "zero_shot_count"
   }
 
   public var seed: UInt64 = 0
-  /// Side of the square images, in pixels.
-  public var imageSize: Int = 64
+  /// Side of the square images, in pixels. 48 puts the 3×3 layout grid on a 16 px patch
+  /// grid, which the scene presets use.
+  public var imageSize: Int = 48
   public var captionsPerImage: Int = 5
   public var train = SceneSplitConfig(count: 20_000)
   public var val = SceneSplitConfig.evaluation(count: 1_000)
@@ -73,7 +76,7 @@ public struct ScenesConfig: Codable, Sendable, Equatable {
   /// Single-object images for zero-shot classification by shape and colour.
   public var zeroShotCount: Int = 1_000
 
-  public init(seed: UInt64 = 0, imageSize: Int = 64) {
+  public init(seed: UInt64 = 0, imageSize: Int = 48) {
     self.seed = seed
     self.imageSize = imageSize
   }

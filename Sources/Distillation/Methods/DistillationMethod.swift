@@ -29,7 +29,8 @@ public struct DistillBatch {
   /// Global optimizer step (0-based).
   public var step: Int
 
-  public init(pixels: Tensor, ids: Tensor, attentionMask: Tensor, teacher: TeacherFeatures?, stage: Stage = .fine, step: Int = 0) {
+  public init(pixels: Tensor, ids: Tensor, attentionMask: Tensor, teacher: TeacherFeatures?, stage: Stage = .fine, step: Int = 0)
+  {
     self.pixels = pixels
     self.ids = ids
     self.attentionMask = attentionMask
@@ -138,7 +139,8 @@ public final class NoDistillation: DistillationMethod {
 
   public func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep {
     let image = try student.encodeImage(batch.pixels)
-    let text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
+    // Length-sorted chunks: the same embeddings for less text-tower work (see encodeTextByLength).
+    let text = try student.encodeTextByLength(batch.ids, attentionMask: batch.attentionMask)
     var parts = LossParts()
     parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale))
     return try MethodStep(loss: parts, method: name)
