@@ -108,7 +108,7 @@ let package = Package(
     .testTarget(name: "DataTests", dependencies: ["Data", "Torch", "Tokenizers", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(
-      name: "PyramidTests", dependencies: ["Pyramid", "Models", "Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
+      name: "PyramidTests", dependencies: ["Pyramid", "Models", "Torch", "TorchNN", "TestSupport"]),
     .testTarget(
       name: "DistillationTests",
       dependencies: ["Distillation", "Pyramid", "Models", "Torch", "TorchNN", "TorchOptim", "TestSupport"],
