@@ -41,17 +41,20 @@ public struct KDConfig: Codable, Equatable, Sendable {
 ///
 /// The teacher's logits use the teacher's own logit scale, read once from `MethodContext.teacher`
 /// (it is frozen), so a cache of teacher embeddings suffices at training time.
+///
+/// `tinyclip` is this method under its own name and defaults (`TinyCLIPConfig`).
 public final class KDMethod: DistillationMethod {
-  public let name = "kd"
+  public let name: String
   public let teacherInputs: Set<TeacherInput> = [.embeddings]
   public var head: Module? { nil }
   public let config: KDConfig
   /// exp of the teacher's logit scale.
   public let teacherLogitScale: Double
 
-  public init(config: KDConfig, context: MethodContext) throws {
+  public init(name: String = "kd", config: KDConfig, context: MethodContext) throws {
+    self.name = name
     guard config.temperature > 0, config.temperature.isFinite else {
-      throw MethodError("kd: temperature is \(config.temperature); it must be a positive number")
+      throw MethodError("\(name): temperature is \(config.temperature); it must be a positive number")
     }
     try Baselines.checkWeight(config.weight, name, "weight")
     try Baselines.checkWeight(config.taskWeight, name, "task_weight")
@@ -62,7 +65,7 @@ public final class KDMethod: DistillationMethod {
   public func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep {
     let pass = try StudentPass(student: student, batch: batch)
     var parts = LossParts()
-    try parts.addWeighted(config.weight, "kd") {
+    try parts.addWeighted(config.weight, name) {
       let teacher = try batch.requireTeacher(name)
       return try KDMethod.kd(
         studentImage: pass.image, studentText: pass.caption, studentScale: student.logitScale.exp(),

@@ -41,7 +41,7 @@ public enum Methods {
     case "kd": return try KDMethod(config: config.kd, context: context)
     case "fitnet": return try FitNetMethod(config: config.fitnet, context: context)
     case "clipkd": return try CLIPKDMethod(config: config.clipkd, context: context)
-    case "tinyclip": return try TinyCLIPMethod(config: config.tinyclip, context: context)
+    case "tinyclip": return try TinyCLIPMethod.make(config: config.tinyclip, context: context)
     case "dsmd": return try DSMDMethod(config: config.dsmd, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
     default:
