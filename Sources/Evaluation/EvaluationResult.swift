@@ -9,19 +9,22 @@
 public struct EvaluationResult: Codable, Equatable, Sendable {
   public var retrieval: RetrievalResult?
   public var hardNegatives: HardNegativeResult?
+  /// Text→image split into finding the contrast set and picking inside it (scenes splits).
+  public var contrastSets: ContrastSetResult?
   public var zeroShot: ZeroShotResult?
   public var efficiency: EfficiencyResult?
 
   enum CodingKeys: String, CodingKey {
-    case retrieval, hardNegatives = "hard_negatives", zeroShot = "zero_shot", efficiency
+    case retrieval, hardNegatives = "hard_negatives", contrastSets = "contrast_sets", zeroShot = "zero_shot", efficiency
   }
 
   public init(
-    retrieval: RetrievalResult? = nil, hardNegatives: HardNegativeResult? = nil, zeroShot: ZeroShotResult? = nil,
-    efficiency: EfficiencyResult? = nil
+    retrieval: RetrievalResult? = nil, hardNegatives: HardNegativeResult? = nil, contrastSets: ContrastSetResult? = nil,
+    zeroShot: ZeroShotResult? = nil, efficiency: EfficiencyResult? = nil
   ) {
     self.retrieval = retrieval
     self.hardNegatives = hardNegatives
+    self.contrastSets = contrastSets
     self.zeroShot = zeroShot
     self.efficiency = efficiency
   }
@@ -43,6 +46,10 @@ public struct EvaluationResult: Codable, Equatable, Sendable {
       metrics["hard_negatives.pairwise"] = h.pairwise.accuracy
       metrics["hard_negatives.all_negatives"] = h.allNegatives.accuracy
       for (kind, accuracy) in h.byKind { metrics["hard_negatives.by_kind.\(kind)"] = accuracy.accuracy }
+    }
+    if let c = contrastSets {
+      metrics["contrast_sets.set_r1"] = c.setR1
+      metrics["contrast_sets.within_set_r1"] = c.withinSetR1
     }
     if let z = zeroShot {
       metrics["zero_shot.top1"] = z.top1

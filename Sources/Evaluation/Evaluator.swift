@@ -66,9 +66,11 @@ public final class Evaluator {
     return try Retrieval.evaluate(split.similarities, captionToImage: split.captionToImage)
   }
 
-  /// Retrieval and, when the split carries them, hard negatives (nil otherwise), from one
-  /// embedding of the split.
-  public func scenes(_ dataset: ScenesDataset) throws -> (retrieval: RetrievalResult, hardNegatives: HardNegativeResult?) {
+  /// Retrieval, its contrast-set decomposition when the split is made of contrast sets, and
+  /// hard negatives when the split carries them (nil otherwise), from one embedding of the split.
+  public func scenes(_ dataset: ScenesDataset) throws -> (
+    retrieval: RetrievalResult, hardNegatives: HardNegativeResult?, contrastSets: ContrastSetResult?
+  ) {
     var samples: [Int: SceneSample] = [:]
     let split = try embed(DatasetPrefix(dataset, count: options.maxImages)) { index in
       let sample = dataset.sample(at: index)
@@ -76,6 +78,11 @@ public final class Evaluator {
       return sample.captions.map(\.text)
     }
     let retrieval = try Retrieval.evaluate(split.similarities, captionToImage: split.captionToImage)
+    let contrastSets =
+      dataset.config[dataset.split].contrastSetSize > 1
+      ? try ContrastSetRetrieval.evaluate(
+        split.similarities, captionToImage: split.captionToImage, setOfImage: split.indices.map { samples[$0]!.contrastSet })
+      : nil
 
     // One trial per hard negative: its image's similarity to the caption it was made from,
     // against its similarity to the negative.
@@ -91,7 +98,7 @@ public final class Evaluator {
         positives.append(split.firstCaption[row] + negative.captionIndex)
       }
     }
-    guard !texts.isEmpty else { return (retrieval, nil) }
+    guard !texts.isEmpty else { return (retrieval, nil, contrastSets) }
     let negativeEmbeddings = try embedder.embedTexts(texts)  // [M, P]
     let images = try split.images.indexSelect(dim: 0, index: Tensor(rows).to(embedder.device))  // [M, P]
     let scores = try (images * negativeEmbeddings).sum(dim: 1).to(.cpu).toArray(Float.self)  // [M]
@@ -99,7 +106,7 @@ public final class Evaluator {
       HardNegativeTrial(
         kind: kinds[m], caption: positives[m], positive: split.similarities[Int(rows[m]), positives[m]], negative: scores[m])
     }
-    return (retrieval, HardNegativeAccuracy.evaluate(trials))
+    return (retrieval, HardNegativeAccuracy.evaluate(trials), contrastSets)
   }
 
   /// Zero-shot classification of the single-object scenes by colour and shape (its first
@@ -119,8 +126,9 @@ public final class Evaluator {
   /// `scenes`, zero-shot on `zeroShot` when given. Efficiency is measured separately
   /// (`Efficiency.measure`), once per model rather than at every evaluation.
   public func evaluate(scenes dataset: ScenesDataset, zeroShot zeroShotSet: ZeroShotScenes? = nil) throws -> EvaluationResult {
-    let (retrieval, hardNegatives) = try scenes(dataset)
-    return EvaluationResult(retrieval: retrieval, hardNegatives: hardNegatives, zeroShot: try zeroShotSet.map(zeroShot))
+    let (retrieval, hardNegatives, contrastSets) = try scenes(dataset)
+    return EvaluationResult(
+      retrieval: retrieval, hardNegatives: hardNegatives, contrastSets: contrastSets, zeroShot: try zeroShotSet.map(zeroShot))
   }
 
   /// An embedded split: its images, every caption of each, and their similarities.

@@ -49,8 +49,9 @@ final class RunEvaluator {
     let evaluator = try evaluator(model, limit: config.eval.testImages)
     var result: EvaluationResult
     if let scenes = test as? ScenesDataset {
-      let (retrieval, hard) = try evaluator.scenes(scenes)
-      result = EvaluationResult(retrieval: retrieval, hardNegatives: config.eval.hardNegatives ? hard : nil)
+      let (retrieval, hard, contrastSets) = try evaluator.scenes(scenes)
+      result = EvaluationResult(
+        retrieval: retrieval, hardNegatives: config.eval.hardNegatives ? hard : nil, contrastSets: contrastSets)
       if config.eval.zeroShot, config.data.dataset == nil {
         result.zeroShot = try evaluator.zeroShot(try ZeroShotScenes(config.data.scenes))
       }
@@ -84,6 +85,10 @@ final class RunEvaluator {
     if let h = result.hardNegatives {
       m["hard_negative_acc"] = h.pairwise.accuracy
       for (kind, accuracy) in h.byKind { m["hard_negative_\(kind)"] = accuracy.accuracy }
+    }
+    if let c = result.contrastSets {
+      m["t2i_set_r1"] = c.setR1
+      m["t2i_within_set_r1"] = c.withinSetR1
     }
     if let z = result.zeroShot {
       m["zeroshot_top1"] = z.top1

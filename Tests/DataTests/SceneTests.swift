@@ -209,6 +209,41 @@ import Testing
     #expect(interior.max()! - interior.min()! < 30, "\(interior)")
   }
 
+  @Test func positionJitterScalesTheOffsetFromTheCellCentre() throws {
+    // A small square pushed to its cell's lower-right limit, on a flat background at 48 px.
+    let object = SceneObject(
+      shape: .square, color: .black, size: .small, fill: .solid, cell: GridCell(row: 1, column: 1), slackX: 1000,
+      slackY: 1000)
+    let scene = Scene(objects: [object], background: SceneBackground(kind: .flat, base: [230, 230, 230]))
+    func centroid(_ image: RGBImage) -> (x: Double, y: Double) {
+      var (sx, sy, n) = (0.0, 0.0, 0.0)
+      for y in 0..<image.height {
+        for x in 0..<image.width {
+          let darkness = Double(230 - Int(image[x, y].r))
+          (sx, sy, n) = (sx + darkness * Double(x), sy + darkness * Double(y), n + darkness)
+        }
+      }
+      return (sx / n + 0.5, sy / n + 0.5)  // pixel centres
+    }
+    let centred = centroid(SceneRenderer.render(scene, size: 48, jitterPermille: 0))
+    let half = centroid(SceneRenderer.render(scene, size: 48, jitterPermille: 500))
+    let full = centroid(SceneRenderer.render(scene, size: 48))
+    #expect(abs(centred.x - 24) < 0.05 && abs(centred.y - 24) < 0.05, "\(centred)")
+    #expect(full.x > 26 && full.y > 26, "a full push moves it well off centre: \(full)")
+    #expect(abs((half.x - 24) - (full.x - 24) / 2) < 0.2, "half the jitter, half the offset: \(half) vs \(full)")
+
+    // Only a non-default jitter changes the ids (and so the cache keys) and the pixels.
+    var config = Self.small()
+    let before = try ScenesDataset(config, split: .test)
+    config.positionJitter = 0
+    let after = try ScenesDataset(config, split: .test)
+    #expect(before.fingerprint != after.fingerprint && before.sample(at: 3).captions == after.sample(at: 3).captions)
+    #expect(before.image(at: 3) != after.image(at: 3))
+    config.positionJitter = 1.5
+    let error = dataError { _ = try ScenesDataset(config, split: .test) }
+    #expect(error?.description.contains("position_jitter must be in [0, 1]") == true, "\(String(describing: error))")
+  }
+
   @Test func zeroShotViewHasOneLabelledObject() throws {
     let view = try ZeroShotScenes(Self.small())
     #expect(ZeroShotScenes.classNames.count == ShapeKind.allCases.count * SceneColor.allCases.count)

@@ -94,7 +94,7 @@ struct DriverTests {
     let tokenizer = try clipTokenizer()
     let dataset = try ScenesDataset(smallScenes(test: 24), split: .test)
     let evaluator = try Evaluator(model: model, tokenizer: tokenizer, options: EvaluationOptions(batchSize: 8, maxImages: 16))
-    let (retrieval, hard) = try evaluator.scenes(dataset)
+    let (retrieval, hard, contrastSets) = try evaluator.scenes(dataset)
     #expect(retrieval.images == 16 && retrieval.captions == 80)
     #expect(try evaluator.retrieval(dataset) == retrieval)
 
@@ -106,6 +106,9 @@ struct DriverTests {
     let mapping = samples.indices.flatMap { i in Array(repeating: i, count: samples[i].captions.count) }
     let similarities = try SimilarityMatrix(images.matmul(embedder.embedTexts(captions).transpose(0, 1)))
     #expect(try Retrieval.evaluate(similarities, captionToImage: mapping) == retrieval)
+    #expect(
+      try contrastSets
+        == ContrastSetRetrieval.evaluate(similarities, captionToImage: mapping, setOfImage: samples.map(\.contrastSet)))
 
     let negatives = samples.flatMap(\.hardNegatives)
     let negativeEmbeddings = try embedder.embedTexts(negatives.map(\.text))  // [M, P]

@@ -120,3 +120,49 @@ struct SplitMix: RandomNumberGenerator {
     return z ^ (z >> 31)
   }
 }
+
+@Suite("Contrast-set retrieval")
+struct ContrastSetRetrievalTests {
+  // Rows are images, columns captions; images 0–1 form set 7, images 2–4 set 9.
+  static let sets = [7, 7, 9, 9, 9]
+
+  @Test("set and within-set top-1 by hand, ties counted against the caption")
+  func byHand() throws {
+    let s = try SimilarityMatrix([
+      // c0→0   c1→1   c2→2   c3→3   c4→4   c5→4
+      [0.9, 0.6, 0.0, 0.3, 0.0, 0.0],
+      [0.1, 0.5, 0.0, 0.0, 0.0, 0.9],
+      [0.0, 0.0, 0.4, 0.2, 0.5, 0.0],
+      [0.0, 0.0, 0.4, 0.8, 0.1, 0.0],
+      [0.0, 0.0, 0.1, 0.1, 0.2, 0.1],
+    ])
+    let r = try ContrastSetRetrieval.evaluate(s, captionToImage: [0, 1, 2, 3, 4, 4], setOfImage: Self.sets)
+    // c0 top image 0 (own): set ✓ within ✓.  c1 top image 0 (same set): set ✓ within ✗.
+    // c2 ties with image 3 (same set): set ✓ within ✗ (tie).  c3 top image 3: ✓ ✓.
+    // c4 top image 2 (same set): set ✓ within ✗.  c5 top image 1 (set 7): set ✗, and image 4's
+    // set mates score 0.0 < 0.1: within ✓.
+    #expect(abs(r.setR1 - 5.0 / 6) < 1e-12)
+    #expect(abs(r.withinSetR1 - 3.0 / 6) < 1e-12)
+    #expect(abs(r.meanSetSize - 2.5) < 1e-12 && r.captions == 6)
+  }
+
+  @Test("a collapsed model (every score equal) gets no within-set hit; NaN ranks last")
+  func collapsedAndNaN() throws {
+    let flat = try SimilarityMatrix(rows: 5, columns: 5, values: Array(repeating: 0.5, count: 25))
+    let r = try ContrastSetRetrieval.evaluate(flat, captionToImage: [0, 1, 2, 3, 4], setOfImage: Self.sets)
+    #expect(r.withinSetR1 == 0)
+    var values = Array(repeating: Float.nan, count: 25)
+    for i in 0..<5 { values[i * 5 + i] = 0.1 }  // every caption's own image is the only number
+    let n = try ContrastSetRetrieval.evaluate(
+      SimilarityMatrix(rows: 5, columns: 5, values: values), captionToImage: [0, 1, 2, 3, 4], setOfImage: Self.sets)
+    #expect(n.setR1 == 1 && n.withinSetR1 == 1)
+  }
+
+  @Test("mismatched sizes are refused with the counts")
+  func sizesChecked() throws {
+    let s = try SimilarityMatrix([[1, 0], [0, 1]])
+    #expect(throws: EvaluationError.self) {
+      try ContrastSetRetrieval.evaluate(s, captionToImage: [0, 1], setOfImage: [0])
+    }
+  }
+}

@@ -16,12 +16,13 @@ public enum SceneRenderer {
     return nominal * object.radiusPermille / 1000
   }
 
-  /// Centre of an object in geometry units: its cell's centre plus its jitter.
-  static func center(_ object: SceneObject, size: Int) -> (x: Int, y: Int) {
+  /// Centre of an object in geometry units: its cell's centre plus its jitter, scaled by
+  /// `jitterPermille` (1000: the whole room in the cell).
+  static func center(_ object: SceneObject, size: Int, jitterPermille: Int = 1000) -> (x: Int, y: Int) {
     let cell = size * unit / 3
     let reach = radius(object, size: size) * ShapeGeometry.extentPermille / 1000
     // Keep half a pixel between the outline and the cell border.
-    let room = max(0, cell / 2 - reach - unit / 2)
+    let room = max(0, cell / 2 - reach - unit / 2) * jitterPermille / 1000
     return (
       object.cell.column * cell + cell / 2 + object.slackX * room / 1000,
       object.cell.row * cell + cell / 2 + object.slackY * room / 1000
@@ -32,9 +33,9 @@ public enum SceneRenderer {
   /// under 2 px — fine detail that a 4× downsample averages away.
   static func patternPeriod(size: Int) -> Int { max(2, size / 16) * unit }
 
-  public static func render(_ scene: Scene, size: Int) -> RGBImage {
+  public static func render(_ scene: Scene, size: Int, jitterPermille: Int = 1000) -> RGBImage {
     var pixels = background(scene.background, size: size)
-    for object in scene.objects { draw(object, size: size, into: &pixels) }
+    for object in scene.objects { draw(object, size: size, jitterPermille: jitterPermille, into: &pixels) }
     return RGBImage(width: size, height: size, pixels: pixels)
   }
 
@@ -68,7 +69,7 @@ public enum SceneRenderer {
     return pixels
   }
 
-  private static func draw(_ object: SceneObject, size: Int, into pixels: inout [UInt8]) {
+  private static func draw(_ object: SceneObject, size: Int, jitterPermille: Int, into pixels: inout [UInt8]) {
     let (nr, ng, nb) = object.color.rgb
     let body = (
       clamp255(nr + object.colorJitter[0]), clamp255(ng + object.colorJitter[1]), clamp255(nb + object.colorJitter[2])
@@ -78,7 +79,7 @@ public enum SceneRenderer {
     let shade = { (c: Int) in luma < 90 ? c + (255 - c) * 50 / 100 : c * 55 / 100 }
     let detail = (shade(body.0), shade(body.1), shade(body.2))
     let r = radius(object, size: size)
-    let (cx, cy) = center(object, size: size)
+    let (cx, cy) = center(object, size: size, jitterPermille: jitterPermille)
     let reach = r * ShapeGeometry.extentPermille / 1000 + unit
     let period = patternPeriod(size: size)
     let dotRadius = period * 3 / 10

@@ -62,7 +62,7 @@ public struct SceneSplitConfig: Codable, Sendable, Equatable {
 public struct ScenesConfig: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
     case seed, train, val, test, imageSize = "image_size", captionsPerImage = "captions_per_image", zeroShotCount =
-      "zero_shot_count"
+      "zero_shot_count", positionJitter = "position_jitter"
   }
 
   public var seed: UInt64 = 0
@@ -75,6 +75,9 @@ public struct ScenesConfig: Codable, Sendable, Equatable {
   public var test = SceneSplitConfig.evaluation(count: 1_000)
   /// Single-object images for zero-shot classification by shape and colour.
   public var zeroShotCount: Int = 1_000
+  /// How far an object may wander from its cell's centre, as a share of the room it has
+  /// (0: centred, 1: anywhere in its cell). Changes the pixels, not the scenes or captions.
+  public var positionJitter: Double = 1
 
   public init(seed: UInt64 = 0, imageSize: Int = 48) {
     self.seed = seed
@@ -91,7 +94,11 @@ public struct ScenesConfig: Codable, Sendable, Equatable {
     val = try c.decode(.val, default: d.val)
     test = try c.decode(.test, default: d.test)
     zeroShotCount = try c.decode(.zeroShotCount, default: d.zeroShotCount)
+    positionJitter = try c.decode(.positionJitter, default: d.positionJitter)
   }
+
+  /// `positionJitter` in thousandths, the integer the renderer works in.
+  var jitterPermille: Int { Int((positionJitter * 1000).rounded()) }
 
   public subscript(split: SceneSplit) -> SceneSplitConfig {
     get {
@@ -117,6 +124,7 @@ public struct ScenesConfig: Codable, Sendable, Equatable {
     }
     let s = self[split]
     guard imageSize >= 16 else { throw fail("imageSize \(imageSize) is below 16 pixels") }
+    guard (0...1).contains(positionJitter) else { throw fail("position_jitter must be in [0, 1] (got \(positionJitter))") }
     guard captionsPerImage >= 1 else { throw fail("captionsPerImage must be at least 1") }
     guard s.count > 0 else { throw fail("count is \(s.count): the split would be empty", kind: .emptySplit) }
     guard 1 <= s.minObjects, s.minObjects <= s.maxObjects, s.maxObjects <= 4 else {

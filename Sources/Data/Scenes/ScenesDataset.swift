@@ -41,6 +41,8 @@ public struct ScenesDataset: ImageTextDataset {
       UInt64(Self.generatorVersion), config.seed, UInt64(config.imageSize), UInt64(config.captionsPerImage), split.streamTag,
       UInt64(s.minObjects), UInt64(s.maxObjects), UInt64(s.contrastSetSize), s.hardNegatives ? 1 : 0,
     ]
+      // Only a non-default jitter joins the identity, so default ids (and caches) stay as they were.
+      + (config.jitterPermille == 1000 ? [] : [0x717, UInt64(config.jitterPermille)])
     fingerprint = String(StableHash.combine(identity), radix: 16)
   }
 
@@ -82,7 +84,7 @@ public struct ScenesDataset: ImageTextDataset {
   public func captions(at index: Int) -> [String] { sample(at: index).captions.map(\.text) }
 
   /// Renders sample `index`.
-  public func image(at index: Int) -> RGBImage { SceneRenderer.render(scene(at: index), size: config.imageSize) }
+  public func image(at index: Int) -> RGBImage { SceneRenderer.render(scene(at: index), size: config.imageSize, jitterPermille: config.jitterPermille) }
 
   public func loadImage(at index: Int) throws -> RGBImage { image(at: index) }
 

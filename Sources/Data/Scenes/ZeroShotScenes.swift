@@ -43,5 +43,5 @@ public struct ZeroShotScenes: Sendable {
     return Label(shape: object.shape, color: object.color)
   }
 
-  public func image(at index: Int) -> RGBImage { SceneRenderer.render(scene(at: index), size: config.imageSize) }
+  public func image(at index: Int) -> RGBImage { SceneRenderer.render(scene(at: index), size: config.imageSize, jitterPermille: config.jitterPermille) }
 }
