@@ -146,4 +146,14 @@ public enum Losses {
     let labels = try Tensor.arange(images.size(0), device: images.device)
     return try (Functional.crossEntropy(logits, labels) + Functional.crossEntropy(logits.transpose(0, 1), labels)) * 0.5
   }
+
+  /// NegCLIP's loss: the CLIP loss with extra false captions `negatives` [M, P] as further
+  /// candidates for every image query (image→text over B + M texts); text→image is unchanged.
+  public static func clip(images: Tensor, texts: Tensor, negatives: Tensor, logitScale: Tensor) throws -> Tensor {
+    let scale = try logitScale.exp()
+    let labels = try Tensor.arange(images.size(0), device: images.device)
+    let imageToText = try scale * cosine(images, Tensor.cat([texts, negatives], dim: 0))  // [B, B + M]
+    let textToImage = try scale * cosine(texts, images)  // [B, B]
+    return try (Functional.crossEntropy(imageToText, labels) + Functional.crossEntropy(textToImage, labels)) * 0.5
+  }
 }

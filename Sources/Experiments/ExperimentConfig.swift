@@ -174,9 +174,12 @@ public struct TrainSection: Codable, Equatable, Sendable {
   public var keepLast = 2
   /// LibTorch intra-op threads (0 = LibTorch's default).
   public var threads = 0
+  /// Teacher training only: one hard-negative caption per sample as an extra image→text
+  /// negative (NegCLIP), so in-batch contrast also teaches binding and relations.
+  public var hardNegatives = false
 
   enum CodingKeys: String, CodingKey {
-    case steps, threads
+    case steps, threads, hardNegatives = "hard_negatives"
     case batchSize = "batch_size", evalEvery = "eval_every", logEvery = "log_every", checkpointEvery = "checkpoint_every"
     case keepLast = "keep_last"
   }
@@ -196,6 +199,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
     checkpointEvery = try c.decode(.checkpointEvery, default: d.checkpointEvery)
     keepLast = try c.decode(.keepLast, default: d.keepLast)
     threads = try c.decode(.threads, default: d.threads)
+    hardNegatives = try c.decode(.hardNegatives, default: d.hardNegatives)
   }
 }
 

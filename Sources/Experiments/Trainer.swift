@@ -63,6 +63,10 @@ public final class Trainer {
       throw ConfigError(
         "method.name: unknown method '\(config.method.name)'; choose one of: \(Methods.names.joined(separator: ", "))")
     }
+    if kind == .student, budget.hardNegatives {
+      throw ConfigError(
+        "train.hard_negatives: only teacher training takes hard-negative captions (students share one task loss across methods)")
+    }
     guard budget.batchSize > 1 else {
       throw ConfigError("train.batch_size must be at least 2 (contrastive losses need negatives)")
     }
@@ -86,6 +90,7 @@ public final class Trainer {
       batchSize: budget.batchSize, shuffle: true, seed: UInt64(config.seed), numWorkers: config.data.workers, training: true)
     loaderConfig.augmentationVariants = config.data.augmentationVariants
     loaderConfig.shuffleGroup = config.data.shuffleGroup
+    loaderConfig.hardNegatives = budget.hardNegatives
     let loader = try BatchLoader(dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, config: loaderConfig)
 
     // Models and method.
@@ -189,9 +194,11 @@ public final class Trainer {
       position = LoaderPosition(epoch: batch.position.epoch, batch: batch.position.batch + 1)
       try Torch.manualSeed(Self.stepSeed(config.seed, step))
       let stage = config.schedule.stage(atProgress: Double(step) / Double(budget.steps))
-      let distill = DistillBatch(
+      var distill = DistillBatch(
         pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask,
         teacher: method.needsTeacher ? try features?.features(for: batch) : nil, stage: stage, step: step)
+      distill.negativeIds = batch.negativeTokens
+      distill.negativeMask = batch.negativeMask
       let learningRate = schedule.learningRate(at: step)
       optimizer.learningRate = learningRate
       let result = try method.loss(student: model, batch: distill)

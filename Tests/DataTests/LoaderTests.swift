@@ -239,3 +239,32 @@ import Torch
   #expect(loader.order(epoch: 1) == order, "deterministic")
   #expect(loader.order(epoch: 2) != order, "each epoch its own order")
 }
+
+@Test func hardNegativesAreFalseNearMissesOfTheChosenCaption() throws {
+  let scenes = try LoaderTests.scenes.get()
+  var config = LoaderConfig(batchSize: 24, seed: 4, numWorkers: 0)
+  config.hardNegatives = true
+  let loader = try LoaderTests.loader(config)
+  let batch = try #require(try loader.batch(at: LoaderPosition(epoch: 1, batch: 2)))
+  let negatives = try #require(batch.negativeTokens)
+  #expect(negatives.shape == [batch.negativeCaptions.count, batch.tokens.size(1)])
+  #expect(batch.negativeMask?.shape == negatives.shape)
+  // Nearly every caption has a near miss of some kind; each belongs to its own row's sample.
+  #expect(batch.negativeCaptions.count >= 20 && batch.negativeOwners == batch.negativeOwners.sorted())
+  var kinds: Set<Int> = []
+  for (negative, row) in zip(batch.negativeCaptions, batch.negativeOwners) {
+    let sample = scenes.sample(at: batch.indices[row])
+    #expect(!sample.captions.map(\.text).contains(negative), "a negative is one of the sample's true captions")
+    // Worded like the chosen caption: most words shared.
+    let chosen = Set(batch.captions[row].split(separator: " ")), words = Set(negative.split(separator: " "))
+    #expect(chosen.intersection(words).count * 2 >= chosen.count, "\(negative) vs \(batch.captions[row])")
+    kinds.insert(chosen == words ? 0 : 1)  // 0: same words (a swap or a flip), 1: a word changed
+  }
+  #expect(kinds.count == 2, "both swaps/flips and attribute changes occur")
+  // A pure function of (seed, epoch, sample): the same batch again, another one next epoch.
+  let again = try #require(try loader.batch(at: LoaderPosition(epoch: 1, batch: 2)))
+  let againBytes = try again.negativeTokens!.bytes(), bytes = try negatives.bytes()
+  #expect(again.negativeCaptions == batch.negativeCaptions && againBytes == bytes)
+  config.hardNegatives = false
+  #expect(try LoaderTests.loader(config).batch(at: LoaderPosition(epoch: 1, batch: 2))?.negativeTokens == nil)
+}

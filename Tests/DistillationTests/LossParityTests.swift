@@ -1,3 +1,4 @@
+import Foundation
 import Distillation
 import Pyramid
 import TestSupport
@@ -94,5 +95,51 @@ struct LossParityTests {
     var parts = LossParts()
     parts.add("loss", try Losses.clip(images: img, texts: txt, logitScale: scale))
     try expectParts(parts, fx, prefix: "clip", inputs: ["img": img, "txt": txt, "scale": scale])
+  }
+}
+
+@Suite("NegCLIP's loss: hard-negative captions as extra image→text candidates")
+struct NegCLIPLossTests {
+  /// Cross-entropy of row `row` of `logits` with target `target`, in Double.
+  static func crossEntropy(_ logits: [Double], _ target: Int) -> Double {
+    let m = logits.max()!
+    return m + log(logits.map { exp($0 - m) }.reduce(0, +)) - logits[target]
+  }
+
+  @Test("value by hand (plain Swift arithmetic) and a gradient that reaches the negatives")
+  func byHand() throws {
+    try Torch.manualSeed(11)
+    let (b, m, p) = (4, 3, 5)
+    let images = try Tensor.randn([b, p]).requiresGrad(true)
+    let texts = try Tensor.randn([b, p]).requiresGrad(true)
+    let negatives = try Tensor.randn([m, p]).requiresGrad(true)
+    let scale = try Tensor([Float(1.3)]).reshape([]).requiresGrad(true)
+    let loss = try Losses.clip(images: images, texts: texts, negatives: negatives, logitScale: scale)
+
+    func rows(_ t: Tensor) throws -> [[Double]] {
+      let v = try t.detach().toArray(Float.self).map(Double.init)
+      return (0..<t.size(0)).map { i in
+        let r = Array(v[i * p..<(i + 1) * p])
+        let n = r.map { $0 * $0 }.reduce(0, +).squareRoot()
+        return r.map { $0 / n }
+      }
+    }
+    let (i, t, n) = (try rows(images), try rows(texts), try rows(negatives))
+    func dot(_ a: [Double], _ c: [Double]) -> Double { zip(a, c).map(*).reduce(0, +) }
+    let s = exp(1.3)
+    var imageToText = 0.0, textToImage = 0.0
+    for k in 0..<b {
+      imageToText += Self.crossEntropy((t + n).map { s * dot(i[k], $0) }, k)
+      textToImage += Self.crossEntropy(i.map { s * dot(t[k], $0) }, k)
+    }
+    let expected = (imageToText + textToImage) / Double(2 * b)
+    let value = Double(try loss.item())
+    #expect(abs(value - expected) < 1e-5, "\(value) vs \(expected)")
+
+    // Negatives only push: without them the loss is lower, and they get a gradient.
+    let plain = try Losses.clip(images: images, texts: texts, logitScale: scale)
+    #expect(try plain.item() < loss.item())
+    try loss.backward()
+    #expect(try negatives.grad!.abs().sum().item() > 0)
   }
 }

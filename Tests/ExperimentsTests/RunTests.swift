@@ -74,6 +74,10 @@ import Torch
     let method = try runCLI(["distill", "--config", config, "--method", "nosuch", "--set", "run_dir=\(root)/x"])
     #expect(method.status == 2 && method.stderr.contains("unknown method 'nosuch'"), "\(method.stderr)")
 
+    let negatives = try runCLI(["distill", "--config", config, "--set", "train.hard_negatives=true", "--set", "run_dir=\(root)/z"])
+    #expect(
+      negatives.status == 2 && negatives.stderr.contains("train.hard_negatives: only teacher training"), "\(negatives.stderr)")
+
     try write("name: x\ntrain:\n  stepz: 3\n", to: "\(root)/bad.yaml")
     let unknown = try runCLI(["distill", "--config", config, "--config", "\(root)/bad.yaml"])
     #expect(unknown.status == 2 && unknown.stderr.contains("bad.yaml:3: unknown key 'train.stepz'"), "\(unknown.stderr)")

@@ -22,6 +22,13 @@ public struct Batch {
   public let captions: [String]
   /// Where this batch is in the stream.
   public let position: LoaderPosition
+  /// With `LoaderConfig.hardNegatives`: `[M, contextLength]` token ids and mask of the hard
+  /// negatives of the M ≤ B samples that have one (nil when none has).
+  public var negativeTokens: Tensor? = nil
+  public var negativeMask: Tensor? = nil
+  /// The negatives' texts and the batch row each was made for.
+  public var negativeCaptions: [String] = []
+  public var negativeOwners: [Int] = []
 
   /// Samples in the batch (smaller than the batch size only at an epoch's end without
   /// `dropLast`, or when samples were skipped).

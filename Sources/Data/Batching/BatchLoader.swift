@@ -74,6 +74,8 @@ public final class BatchLoader: Sendable {
     var keys: [UInt64] = []
     var captionIndices: [Int] = []
     var captions: [String] = []
+    var negatives: [String] = []
+    var owners: [Int] = []
     // Key 0 means the evaluation view: also what training gets when augmentation is off.
     let augmenting = config.training && preprocessor.config.augmentation.changesImages
     for index in indices {
@@ -93,18 +95,32 @@ public final class BatchLoader: Sendable {
       keys.append(key)
       captionIndices.append(choice)
       captions.append(texts[choice])
+      if config.hardNegatives,
+        let negative = dataset.hardNegative(at: index, caption: choice, key: plan.hardNegativeKey(sample: index))
+      {
+        negatives.append(negative)
+        owners.append(slot)
+      }
     }
     guard !kept.isEmpty else { return nil }
     let n = kept.count
     if n < indices.count { pixels.removeSubrange(n * perImage..<pixels.count) }
     let size = preprocessor.config.imageSize
     let tokens = try tokenizer.encodeBatch(captions)
-    return Batch(
+    var batch = Batch(
       images: try Tensor(pixels, shape: [n, 3, size, size]),
       tokens: try Tensor(tokens.ids, shape: [n, tokens.contextLength]),
       attentionMask: try Tensor(tokens.attentionMask, shape: [n, tokens.contextLength]),
       indices: kept, sampleIds: ids, augmentationKeys: keys, captionIndices: captionIndices, captions: captions,
       position: LoaderPosition(epoch: plan.epoch, batch: k))
+    if !negatives.isEmpty {
+      let encoded = try tokenizer.encodeBatch(negatives)
+      batch.negativeTokens = try Tensor(encoded.ids, shape: [negatives.count, encoded.contextLength])
+      batch.negativeMask = try Tensor(encoded.attentionMask, shape: [negatives.count, encoded.contextLength])
+      batch.negativeCaptions = negatives
+      batch.negativeOwners = owners
+    }
+    return batch
   }
 }
 

@@ -42,6 +42,9 @@ struct EpochPlan: Sendable {
     return random.int(below: captionCount)
   }
 
+  /// Which hard negative sample `index` gets this epoch.
+  func hardNegativeKey(sample index: Int) -> UInt64 { StableHash.combine(config.seed, 0x4E6, UInt64(epoch), UInt64(index)) }
+
   /// Keyed on the sample's stable id (not its index), so the key survives reordering.
   func augmentationKey(sampleKey: UInt64) -> UInt64 {
     let view = config.augmentationVariants.map { epoch % $0 } ?? epoch

@@ -10,7 +10,7 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
     case shuffle, seed, training, batchSize = "batch_size", numWorkers = "num_workers", prefetchBatches = "prefetch_batches",
       dropLast = "drop_last", captionChoice = "caption_choice", augmentationVariants = "augmentation_variants", errorPolicy =
       "error_policy"
-    case shuffleGroup = "shuffle_group"
+    case shuffleGroup = "shuffle_group", hardNegatives = "hard_negatives"
   }
 
   public enum CaptionChoice: String, Codable, Sendable {
@@ -41,6 +41,9 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
   /// shuffle). With the generated benchmark's contrast sets, a block is one set of near-miss
   /// scenes, which then share a batch.
   public var shuffleGroup: Int = 1
+  /// Also tokenize one hard-negative caption per sample (when the dataset has them), drawn
+  /// anew each epoch from the seed: extra negatives for the image→text side of the CLIP loss.
+  public var hardNegatives: Bool = false
 
   public init(batchSize: Int = 64, shuffle: Bool = true, seed: UInt64 = 0, numWorkers: Int = 2, training: Bool = true) {
     self.batchSize = batchSize
@@ -72,6 +75,7 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
     augmentationVariants = try c.decodeIfPresent(Int.self, forKey: .augmentationVariants)
     errorPolicy = try c.decode(.errorPolicy, default: d.errorPolicy)
     shuffleGroup = try c.decode(.shuffleGroup, default: d.shuffleGroup)
+    hardNegatives = try c.decode(.hardNegatives, default: d.hardNegatives)
   }
 
   func validate() throws {

@@ -13,9 +13,16 @@ public protocol ImageTextDataset: Sendable {
   func captions(at index: Int) -> [String]
   /// Decodes (or renders) the image. Throws `DataError` naming the file.
   func loadImage(at index: Int) throws -> RGBImage
+  /// A false caption worded like caption `caption` of the sample (a near miss: an attribute
+  /// changed, attributes swapped between objects, a relation flipped), chosen by `key`; nil
+  /// when the dataset has none. Training with these as extra negatives is NegCLIP's recipe.
+  func hardNegative(at index: Int, caption: Int, key: UInt64) -> String?
 }
 
 extension ImageTextDataset {
+  /// Datasets of real captions have no known-false captions.
+  public func hardNegative(at index: Int, caption: Int, key: UInt64) -> String? { nil }
+
   /// A 64-bit key of `sampleId(at:)`, for tensors and file names.
   public func sampleKey(at index: Int) -> UInt64 { StableHash.string(sampleId(at: index)) }
 }

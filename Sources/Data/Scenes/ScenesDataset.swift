@@ -83,6 +83,16 @@ public struct ScenesDataset: ImageTextDataset {
 
   public func captions(at index: Int) -> [String] { sample(at: index).captions.map(\.text) }
 
+  /// One of the attribute, binding and relation negatives of caption `caption` (those that
+  /// exist for it), picked by `key`; checked false for the scene like the evaluation ones.
+  public func hardNegative(at index: Int, caption: Int, key: UInt64) -> String? {
+    let sample = sample(at: index)
+    guard sample.captions.indices.contains(caption) else { return nil }
+    var random = SeededRandom(seed: key)
+    let negatives = HardNegativeMaker.negatives(for: [sample.captions[caption]], scene: sample.scene, random: &random)
+    return negatives.isEmpty ? nil : negatives[random.int(below: negatives.count)].text
+  }
+
   /// Renders sample `index`.
   public func image(at index: Int) -> RGBImage { SceneRenderer.render(scene(at: index), size: config.imageSize, jitterPermille: config.jitterPermille) }
 

@@ -28,6 +28,10 @@ public struct DistillBatch {
   public var stage: Stage
   /// Global optimizer step (0-based).
   public var step: Int
+  /// Hard-negative captions `[M, L]` and their mask, when the loader made them (teacher
+  /// training with `hard_negatives`); only the CLIP task loss of `none` reads them.
+  public var negativeIds: Tensor? = nil
+  public var negativeMask: Tensor? = nil
 
   public init(pixels: Tensor, ids: Tensor, attentionMask: Tensor, teacher: TeacherFeatures?, stage: Stage = .fine, step: Int = 0)
   {
@@ -142,7 +146,13 @@ public final class NoDistillation: DistillationMethod {
     // Length-sorted chunks: the same embeddings for less text-tower work (see encodeTextByLength).
     let text = try student.encodeTextByLength(batch.ids, attentionMask: batch.attentionMask)
     var parts = LossParts()
-    parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale))
+    if let ids = batch.negativeIds, let mask = batch.negativeMask {
+      let negatives = try student.encodeTextByLength(ids, attentionMask: mask)
+      parts.add(
+        "task/clip", try Losses.clip(images: image, texts: text, negatives: negatives, logitScale: student.logitScale))
+    } else {
+      parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale))
+    }
     return try MethodStep(loss: parts, method: name)
   }
 }
