@@ -13,6 +13,9 @@ public enum MetricKey {
   public static let meanRecall = "mean_recall"
   public static let zeroShotTop1 = "zeroshot_top1"
   public static let hardNegativeAccuracy = "hard_negative_acc"
+  /// Text→image split on contrast-set splits: top image in the caption's set / the right member.
+  public static let t2iSetR1 = "t2i_set_r1"
+  public static let t2iWithinSetR1 = "t2i_within_set_r1"
 
   public static let recalls = [i2tR1, i2tR5, i2tR10, t2iR1, t2iR5, t2iR10]
 }
