@@ -2,6 +2,8 @@
 // Sources/Torch/Ops.swift (UnaryOp, BinaryOp, ReduceOp).
 #include "ctorch_internal.hpp"
 
+#include <limits>
+
 using namespace ctorch;
 
 namespace {
@@ -267,10 +269,29 @@ ct_tensor ct_group_norm(ct_tensor x, int64_t groups, ct_tensor w, ct_tensor b, d
   CT_TENSOR(at::group_norm(T(x), groups, opt(w), opt(b), eps));
 }
 ct_tensor ct_dropout(ct_tensor x, double p, bool train) { CT_TENSOR(at::dropout(T(x), p, train)); }
+// The fused CPU flash-attention kernel has no second derivative; code that back-propagates
+// through a gradient (double backward) switches attention to the math kernel on its thread.
+static thread_local bool sdpa_math_only = false;
+bool ct_set_sdpa_math_only(bool on) {
+  bool previous = sdpa_math_only;
+  sdpa_math_only = on;
+  return previous;
+}
 ct_tensor ct_sdpa(ct_tensor q, ct_tensor k, ct_tensor v, ct_tensor mask, double dropout, bool is_causal,
                   double scale, bool has_scale) {
-  CT_TENSOR(at::scaled_dot_product_attention(T(q), T(k), T(v), opt(mask), dropout, is_causal,
-                                             has_scale ? std::optional<double>(scale) : std::nullopt));
+  std::optional<double> s = has_scale ? std::optional<double>(scale) : std::nullopt;
+  if (sdpa_math_only) {
+    // The math kernel adds its mask: a boolean one (true = attend) becomes 0 / −inf first, as
+    // scaled_dot_product_attention does before it dispatches.
+    std::optional<at::Tensor> additive = opt(mask);
+    if (additive && additive->scalar_type() == at::kBool) {
+      additive = at::zeros(additive->sizes(), T(q).options())
+                     .masked_fill(additive->logical_not(), -std::numeric_limits<double>::infinity());
+    }
+    CT_TENSOR(std::get<0>(at::_scaled_dot_product_attention_math(T(q), T(k), T(v), additive, dropout, is_causal,
+                                                                 std::nullopt, s)));
+  }
+  CT_TENSOR(at::scaled_dot_product_attention(T(q), T(k), T(v), opt(mask), dropout, is_causal, s));
 }
 ct_tensor ct_conv2d(ct_tensor x, ct_tensor w, ct_tensor b, const int64_t *stride, const int64_t *padding,
                     const int64_t *dilation, int64_t groups) {

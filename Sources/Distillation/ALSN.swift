@@ -75,8 +75,10 @@ public struct LevelWeights {
 
 /// The Adaptive Layer Selection Network: an MLP encoder (2D → 512 → 256, dropout 0.1) over a
 /// sample's student image and text features, with three heads — vision level weights (4),
-/// language level weights (4), a 4×4 cross-modal coupling — each squashed by a sigmoid and
-/// normalized by a softmax with a learnable temperature.
+/// language level weights (4), a 4×4 cross-modal coupling — each normalized by a softmax
+/// with a learnable temperature over the active levels. No sigmoid comes first: squashing the
+/// logits into [0, 1] before the softmax would cap the ratio of any two weights at e^{1/T}
+/// and keep the weights near uniform whatever the selector learns.
 ///
 /// ```swift
 /// let alsn = try ALSN(featureWidth: 256)
@@ -103,8 +105,8 @@ public final class ALSN: Module {
     super.init()
   }
 
-  /// The heads before the sigmoid, side by side: [B, 24] = vision (4), language (4), coupling
-  /// (16, vision × language). The `policy` mode uses them as the mean of its logit-normal policy.
+  /// The heads' logits side by side: [B, 24] = vision (4), language (4), coupling (16,
+  /// vision × language). The `policy` mode uses them as the mean of its logit-normal policy.
   public func logits(image: Tensor, text: Tensor) throws -> Tensor {
     // The selector reads the student's features but must not reshape them: detach its input.
     let x = try Tensor.cat([image.detach(), text.detach()], dim: 1)  // [B, 2D]
@@ -112,9 +114,9 @@ public final class ALSN: Module {
     return try Tensor.cat([visionHead(h), languageHead(h), couplingHead(h)], dim: 1)
   }
 
-  /// The squashed scores before normalization: sigmoid of each head [B, 4], [B, 4], [B, 16].
+  /// The heads' logits before normalization: [B, 4], [B, 4], [B, 16].
   public func scores(image: Tensor, text: Tensor) throws -> (vision: Tensor, language: Tensor, coupling: Tensor) {
-    try ALSN.split(logits(image: image, text: text).sigmoid())
+    try ALSN.split(logits(image: image, text: text))
   }
 
   /// [B, 24] → vision [B, 4], language [B, 4], coupling [B, 16].
@@ -135,7 +137,7 @@ public final class ALSN: Module {
       dim: 1)
   }
 
-  /// Weights from given scores in [0, 1]: softmax(score / T) over the active levels only.
+  /// Weights from given logits: softmax(logit / T) over the active levels only.
   public func normalize(
     vision: Tensor, language: Tensor, coupling: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>
   ) throws -> LevelWeights {

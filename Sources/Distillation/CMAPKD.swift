@@ -55,8 +55,16 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   public var selectorEntropyWeight = 0.5
   /// σ of the `policy` mode's logit-normal policy (exploration in logit space).
   public var policySigma = 0.5
-  /// λ of the `policy` reward: held-out loss decrease − λ · expected level cost.
+  /// λ of the `policy` reward: the sample's look-ahead credit − λ · its expected level cost.
   public var policyCostWeight = 0.01
+  /// A level (adapter forward and loss) is skipped for a batch when no sample gives it at
+  /// least this weight (its intra-modal weight or its row of the coupling): what makes the
+  /// `policy` cost buy time. 0 computes every active level.
+  public var skipThreshold = 0.02
+  /// The ablations "w/o visual pyramid" / "w/o language hierarchy": false keeps only P5 / L4
+  /// of that modality in every term (intra, pyramid alignment, layer relation).
+  public var visionPyramid = true
+  public var languageHierarchy = true
   /// Momentum of the `policy` reward baseline (an exponential moving average).
   public var policyBaselineMomentum = 0.9
 
@@ -65,7 +73,8 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     case manualVision = "manual_vision", manualLanguage = "manual_language", manualCoupling = "manual_coupling"
     case selectorLearningRate = "selector_learning_rate", selectorInterval = "selector_interval"
     case selectorEntropyWeight = "selector_entropy_weight", policySigma = "policy_sigma", policyCostWeight = "policy_cost_weight"
-    case policyBaselineMomentum = "policy_baseline_momentum"
+    case policyBaselineMomentum = "policy_baseline_momentum", skipThreshold = "skip_threshold"
+    case visionPyramid = "vision_pyramid", languageHierarchy = "language_hierarchy"
   }
 
   public init(
@@ -94,6 +103,15 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     policySigma = try c.decode(.policySigma, default: d.policySigma)
     policyCostWeight = try c.decode(.policyCostWeight, default: d.policyCostWeight)
     policyBaselineMomentum = try c.decode(.policyBaselineMomentum, default: d.policyBaselineMomentum)
+    skipThreshold = try c.decode(.skipThreshold, default: d.skipThreshold)
+    visionPyramid = try c.decode(.visionPyramid, default: d.visionPyramid)
+    languageHierarchy = try c.decode(.languageHierarchy, default: d.languageHierarchy)
+  }
+
+  /// The levels of each modality a stage trains, after the per-modality ablation switches.
+  public func activeLevels(_ stage: Stage) -> (vision: Set<Level>, language: Set<Level>) {
+    let levels = stage.activeLevels
+    return (visionPyramid ? levels : levels.intersection([.global]), languageHierarchy ? levels : levels.intersection([.global]))
   }
 
   /// Throws naming the first selector setting that cannot work.
@@ -104,6 +122,7 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     try check(selectorEntropyWeight >= 0, "selector_entropy_weight must be ≥ 0, got \(selectorEntropyWeight)")
     try check(policySigma > 0, "policy_sigma must be > 0, got \(policySigma)")
     try check(policyCostWeight >= 0, "policy_cost_weight must be ≥ 0, got \(policyCostWeight)")
+    try check((0..<1).contains(skipThreshold), "skip_threshold must be in [0, 1), got \(skipThreshold)")
     try check(
       (0..<1).contains(policyBaselineMomentum), "policy_baseline_momentum must be in [0, 1), got \(policyBaselineMomentum)")
   }
@@ -132,6 +151,18 @@ public struct CMAPKDStep {
   public var loss: LossParts
   public var weights: LevelWeights
   public var total: Tensor
+  /// The levels computed this step (active in the stage and not skipped).
+  public var computed: (vision: Set<Level>, language: Set<Level>)
+}
+
+/// The student's towers on one batch: what every CMAPKD term starts from, and all the ALSN reads.
+public struct StudentTowers {
+  public var vision: VisionOutput
+  public var text: TextOutput
+  /// The student's deployed image and text embeddings [B, P_s] (not normalized).
+  public var image: Tensor
+  public var caption: Tensor
+  public var attentionMask: Tensor
 }
 
 /// The student's side of one batch before any level weighting: its embeddings, its adapted
@@ -142,10 +173,14 @@ public struct StudentSide {
   public var caption: Tensor
   /// The student's learnable log logit scale (for the task term).
   public var logitScale: Tensor
+  /// Only the levels in `computed` are real; a skipped level holds a placeholder that fails
+  /// loudly if a loss reaches it.
   public var vision: VisionLevels
   public var language: LanguageLevels
   /// Each level in the shared space, 4 × [B, P] per modality.
   public var shared: (vision: [Tensor], language: [Tensor])
+  /// The levels whose adapters and bridges ran.
+  public var computed: (vision: Set<Level>, language: Set<Level>)
 }
 
 /// Cross-Modal Adaptive Pyramid Knowledge Distillation: composes pyramids, bridge, ALSN and
@@ -155,7 +190,9 @@ public struct CMAPKD {
 
   public init(_ config: CMAPKDConfig) { self.config = config }
 
-  /// The loss of one batch at a stage of the progressive schedule.
+  /// The loss of one batch at a stage of the progressive schedule: towers, level weights
+  /// from their embeddings, then only the levels some sample weights enough (adapters,
+  /// bridges, losses).
   /// - Parameters:
   ///   - student: the student being trained; `head`: its CMAPKD modules.
   ///   - teacher: the teacher's features for the same batch (computed live or from the cache).
@@ -164,36 +201,88 @@ public struct CMAPKD {
     student: CLIPModel, head: CMAPKDHead, teacher: TeacherFeatures, pixels: Tensor, ids: Tensor, attentionMask: Tensor,
     stage: Stage
   ) throws -> CMAPKDStep {
-    let side = try forward(student: student, head: head, teacher: teacher, pixels: pixels, ids: ids, attentionMask: attentionMask)
-    let weights = try levelWeights(head: head, image: side.image, text: side.caption, active: stage.activeLevels)
-    return try losses(side, teacher: teacher, weights: weights, stage: stage)
+    let towers = try self.towers(student: student, pixels: pixels, ids: ids, attentionMask: attentionMask)
+    let active = config.activeLevels(stage)
+    let weights = try levelWeights(head: head, image: towers.image, text: towers.caption, active: active)
+    return try step(student: student, head: head, towers: towers, teacher: teacher, weights: weights, active: active)
   }
 
-  /// The student's forward pass on one batch: towers, pyramids at the teacher's resolutions,
-  /// adapters and bridges.
+  /// The rest of a step once the level weights are chosen.
+  public func step(
+    student: CLIPModel, head: CMAPKDHead, towers: StudentTowers, teacher: TeacherFeatures, weights: LevelWeights,
+    active: (vision: Set<Level>, language: Set<Level>)
+  ) throws -> CMAPKDStep {
+    let computed = try CMAPKD.levelsToCompute(weights: weights, active: active, threshold: config.skipThreshold)
+    let side = try levels(student: student, head: head, towers: towers, teacher: teacher, computing: computed)
+    return try losses(side, teacher: teacher, weights: weights)
+  }
+
+  /// The student's forward pass on one batch with every level: towers, pyramids at the
+  /// teacher's resolutions, adapters and bridges.
   public func forward(
-    student: CLIPModel, head: CMAPKDHead, teacher: TeacherFeatures, pixels: Tensor, ids: Tensor, attentionMask: Tensor
+    student: CLIPModel, head: CMAPKDHead, teacher: TeacherFeatures, pixels: Tensor, ids: Tensor, attentionMask: Tensor,
+    computing: (vision: Set<Level>, language: Set<Level>) = (Set(Level.allCases), Set(Level.allCases))
   ) throws -> StudentSide {
-    let pyramidConfig = config.pyramid
+    let towers = try self.towers(student: student, pixels: pixels, ids: ids, attentionMask: attentionMask)
+    return try levels(student: student, head: head, towers: towers, teacher: teacher, computing: computing)
+  }
+
+  /// The student's towers and deployed embeddings.
+  public func towers(student: CLIPModel, pixels: Tensor, ids: Tensor, attentionMask: Tensor) throws -> StudentTowers {
     let vision = try student.visionModel(pixels)
     let text = try student.textModel(ids, attentionMask: attentionMask)
-    let rawVision = try VisionPyramid.levels(
-      taps: VisionPyramid.taps(vision, config: pyramidConfig), grid: vision.grid, targetGrid: teacher.grid, config: pyramidConfig)
-    let rawLanguage = try LanguageHierarchy.levels(
-      taps: LanguageHierarchy.taps(text, config: pyramidConfig), attentionMask: attentionMask,
-      pooledPositions: text.pooledPositions,
-      config: pyramidConfig)
-    let (studentVision, studentLanguage) = try head.pyramid.adapt(vision: rawVision, language: rawLanguage)
-    return StudentSide(
-      image: try student.visualProjection(vision.pooled), caption: try student.textProjection(text.pooled),
-      logitScale: student.logitScale, vision: studentVision,
-      language: studentLanguage, shared: try head.bridge.shared(vision: studentVision, language: studentLanguage))
+    return StudentTowers(
+      vision: vision, text: text, image: try student.visualProjection(vision.pooled),
+      caption: try student.textProjection(text.pooled), attentionMask: attentionMask)
   }
 
-  /// The λ-weighted loss terms of one batch given the student's side and the level weights.
-  public func losses(_ side: StudentSide, teacher: TeacherFeatures, weights: LevelWeights, stage: Stage) throws -> CMAPKDStep {
+  /// The student's pyramid levels from its towers: parameter-free extraction at the
+  /// teacher's resolutions, then the adapters and bridges of the levels in `computing` only.
+  public func levels(
+    student: CLIPModel, head: CMAPKDHead, towers: StudentTowers, teacher: TeacherFeatures,
+    computing: (vision: Set<Level>, language: Set<Level>)
+  ) throws -> StudentSide {
+    let pyramidConfig = config.pyramid
+    let rawVision = try VisionPyramid.levels(
+      taps: VisionPyramid.taps(towers.vision, config: pyramidConfig), grid: towers.vision.grid, targetGrid: teacher.grid,
+      config: pyramidConfig)
+    let rawLanguage = try LanguageHierarchy.levels(
+      taps: LanguageHierarchy.taps(towers.text, config: pyramidConfig), attentionMask: towers.attentionMask,
+      pooledPositions: towers.text.pooledPositions, config: pyramidConfig)
+    let (studentVision, studentLanguage) = try head.pyramid.adapt(
+      vision: rawVision, language: rawLanguage, visionLevels: computing.vision, languageLevels: computing.language)
+    return StudentSide(
+      image: towers.image, caption: towers.caption, logitScale: student.logitScale, vision: studentVision,
+      language: studentLanguage,
+      shared: try head.bridge.shared(
+        vision: studentVision, language: studentLanguage, visionLevels: computing.vision, languageLevels: computing.language),
+      computed: computing)
+  }
+
+  /// The active levels some sample needs: level i of a modality is computed when its largest
+  /// weight over the batch, or its largest share of the coupling (Σⱼ αᵢⱼ), reaches
+  /// `threshold`. A skipped level costs nothing (no adapter, bridge or loss) and its weight
+  /// is below the threshold for every sample.
+  public static func levelsToCompute(
+    weights: LevelWeights, active: (vision: Set<Level>, language: Set<Level>), threshold: Double
+  ) throws -> (vision: Set<Level>, language: Set<Level>) {
+    guard threshold > 0 else { return active }
+    let v = try weights.vision.detach().amax(dims: [0]).doubles()  // [4]
+    let l = try weights.language.detach().amax(dims: [0]).doubles()
+    let coupling = try weights.coupling.detach()
+    let cv = try coupling.sum(dim: 2).amax(dims: [0]).doubles()  // each vision level's share of α
+    let cl = try coupling.sum(dim: 1).amax(dims: [0]).doubles()
+    return (
+      active.vision.filter { v[$0.rawValue] >= threshold || cv[$0.rawValue] >= threshold },
+      active.language.filter { l[$0.rawValue] >= threshold || cl[$0.rawValue] >= threshold }
+    )
+  }
+
+  /// The λ-weighted loss terms of one batch given the student's side and the level weights,
+  /// over the levels the side computed.
+  public func losses(_ side: StudentSide, teacher: TeacherFeatures, weights: LevelWeights) throws -> CMAPKDStep {
     let lambdas = config.lambdas
-    let active = stage.activeLevels
+    let (activeVision, activeLanguage) = side.computed
     let (teacherVision, teacherLanguage) = try teacher.levels(config.pyramid)
     let shared = side.shared
     var parts = LossParts()
@@ -204,32 +293,45 @@ public struct CMAPKD {
       parts.merge(scaled, prefix: name)
     }
     try add(lambdas.intraVision, "intra_v") {
-      try Losses.intraVision(student: side.vision, teacher: teacherVision, weights: weights.vision, active: active)
+      try Losses.intraVision(student: side.vision, teacher: teacherVision, weights: weights.vision, active: activeVision)
     }
     try add(lambdas.intraLanguage, "intra_l") {
-      try Losses.intraLanguage(student: side.language, teacher: teacherLanguage, weights: weights.language, active: active)
+      try Losses.intraLanguage(student: side.language, teacher: teacherLanguage, weights: weights.language, active: activeLanguage)
     }
+    // The global terms act on the student's deployed embeddings, what ships (SPEC §5).
     try add(lambdas.align, "align") {
-      try Losses.alignment(
-        studentImage: shared.vision[3], studentText: shared.language[3], teacherImage: teacher.sharedVision[3],
-        teacherText: teacher.sharedLanguage[3], temperature: config.temperature)
+      try Losses.deployedAlignment(
+        studentImage: side.image, studentText: side.caption, teacherImage: teacher.imageEmbedding,
+        teacherText: teacher.textEmbedding, temperature: config.temperature)
     }
     try add(lambdas.pyramid, "pyramid") {
       try Losses.pyramidAlignment(
         student: shared, teacher: (teacher.sharedVision, teacher.sharedLanguage), coupling: weights.coupling,
-        activeVision: active,
-        activeLanguage: active, temperature: config.temperature)
+        activeVision: activeVision, activeLanguage: activeLanguage, temperature: config.temperature)
     }
     try add(lambdas.relation, "relation") {
-      try Losses.sampleRelation(
-        student: [shared.vision[3], shared.language[3]], teacher: [teacher.sharedVision[3], teacher.sharedLanguage[3]])
+      try Losses.sampleRelation(student: [side.image, side.caption], teacher: [teacher.imageEmbedding, teacher.textEmbedding])
     }
     try add(lambdas.layerRelation, "layer_relation") {
-      let levels = Level.allCases.filter { active.contains($0) }.map(\.rawValue)
-      guard levels.count > 1 else { return LossParts() }  // one level has no relation to another
-      return try Losses.layerRelation(
-        student: [levels.map { shared.vision[$0] }, levels.map { shared.language[$0] }],
-        teacher: [levels.map { teacher.sharedVision[$0] }, levels.map { teacher.sharedLanguage[$0] }])
+      var relation = LossParts()
+      let v = Level.allCases.filter { activeVision.contains($0) }.map(\.rawValue)
+      let l = Level.allCases.filter { activeLanguage.contains($0) }.map(\.rawValue)
+      // One level has no relation to another: a modality with one level sits this term out.
+      var student: [[Tensor]] = [], target: [[Tensor]] = [], names: [String] = []
+      if v.count > 1 {
+        student.append(v.map { shared.vision[$0] })
+        target.append(v.map { teacher.sharedVision[$0] })
+        names.append("vision")
+      }
+      if l.count > 1 {
+        student.append(l.map { shared.language[$0] })
+        target.append(l.map { teacher.sharedLanguage[$0] })
+        names.append("language")
+      }
+      for (name, (s, t)) in zip(names, zip(student, target)) {
+        relation.add(name, try Losses.layerRelation(student: [s], teacher: [t]).sum()! * (1 / Double(max(names.count, 1))))
+      }
+      return relation
     }
     try add(lambdas.task, "task") {
       var task = LossParts()
@@ -237,7 +339,7 @@ public struct CMAPKD {
       return task
     }
     guard let total = try parts.sum() else { throw PyramidError("every loss term is switched off (all λ are 0)") }
-    return CMAPKDStep(loss: parts, weights: weights, total: total)
+    return CMAPKDStep(loss: parts, weights: weights, total: total, computed: side.computed)
   }
 
   /// The level weights of one batch for the configured mode, cut from the autograd graph.
@@ -246,19 +348,22 @@ public struct CMAPKD {
   /// it weights (that collapses onto the easiest level). `gating` and `policy` learn from
   /// held-out progress instead, in `SelectorTrainer`; here `policy` acts greedily (the
   /// policy's mean action), and `CMAPKDMethod` samples around it on the steps it learns from.
-  func levelWeights(head: CMAPKDHead, image: Tensor, text: Tensor, active: Set<Level>) throws -> LevelWeights {
+  public func levelWeights(
+    head: CMAPKDHead, image: Tensor, text: Tensor, active: (vision: Set<Level>, language: Set<Level>)
+  ) throws -> LevelWeights {
     switch config.selection {
     case .uniform:
-      return try FixedWeights.make(batch: image.size(0), activeVision: active, activeLanguage: active, device: image.device)
+      return try FixedWeights.make(
+        batch: image.size(0), activeVision: active.vision, activeLanguage: active.language, device: image.device)
     case .manual:
       return try FixedWeights.make(
         batch: image.size(0), vision: config.manualVision, language: config.manualLanguage, coupling: config.manualCoupling,
-        activeVision: active, activeLanguage: active, device: image.device)
+        activeVision: active.vision, activeLanguage: active.language, device: image.device)
     case .gating:
-      return try head.alsn(image: image, text: text, activeVision: active, activeLanguage: active).detached()
+      return try head.alsn(image: image, text: text, activeVision: active.vision, activeLanguage: active.language).detached()
     case .policy:
       let actions = try head.alsn.logits(image: image, text: text).detach().sigmoid()
-      return try LevelWeights.proportional(actions: actions, activeVision: active, activeLanguage: active)
+      return try LevelWeights.proportional(actions: actions, activeVision: active.vision, activeLanguage: active.language)
     }
   }
 }

@@ -68,6 +68,27 @@ public enum Losses {
     return parts
   }
 
+  /// Alignment of the student's deployed embeddings with the teacher's. With a common width
+  /// it is `alignment` (each student modality contrasted against the other teacher modality);
+  /// when the student's joint space is narrower or wider than the teacher's, the two cannot be
+  /// compared vector to vector, and the term becomes the KL between the teacher's and the
+  /// student's image→text and text→image distributions over the batch (at temperature τ).
+  public static func deployedAlignment(
+    studentImage: Tensor, studentText: Tensor, teacherImage: Tensor, teacherText: Tensor, temperature: Double = 0.07
+  ) throws -> LossParts {
+    if studentImage.size(1) == teacherImage.size(1) {
+      return try alignment(
+        studentImage: studentImage, studentText: studentText, teacherImage: teacherImage, teacherText: teacherText,
+        temperature: temperature)
+    }
+    let s = try cosine(studentImage, studentText) / temperature  // [B, B]
+    let t = try cosine(teacherImage, teacherText) / temperature
+    var parts = LossParts()
+    parts.add("image_to_text_kl", try rowKL(teacher: t, student: s).mean() * 0.5)
+    parts.add("text_to_image_kl", try rowKL(teacher: t.transpose(0, 1), student: s.transpose(0, 1)).mean() * 0.5)
+    return parts
+  }
+
   /// Σᵢⱼ mean_b αᵦᵢⱼ · KL(P_T(vᵢ, lⱼ) ‖ P_S(vᵢ, lⱼ)), where P is the softmax over the batch of
   /// the cosine similarities / τ between image level i and text level j, taken per image
   /// (over texts) and per text (over images) and averaged.

@@ -52,16 +52,32 @@ public struct LogitNormalPolicy {
     baseline = baseline.map { baselineMomentum * $0 + (1 - baselineMomentum) * reward } ?? reward
     return try logProbability(mean: mean, logits: z, mask: mask).mean() * -advantage
   }
+
+  /// The surrogate for one reward per sample, rewards [B]: −mean_b (r_b − b)·log π(a_b),
+  /// where b is the running baseline (the batch's mean reward when there is none yet, so the
+  /// first batch already learns from which samples did better than the others); then the
+  /// baseline moves towards the batch's mean reward.
+  public mutating func surrogateLoss(mean: Tensor, logits z: Tensor, rewards: Tensor, mask: Tensor? = nil) throws -> Tensor {
+    let batchMean = try rewards.mean().item()
+    let advantages = try (rewards.detach() - (baseline ?? batchMean)).to(mean.dtype)  // [B]
+    baseline = baseline.map { baselineMomentum * $0 + (1 - baselineMomentum) * batchMean } ?? batchMean
+    return try (logProbability(mean: mean, logits: z, mask: mask) * advantages).mean().neg()
+  }
 }
 
-/// Relative compute of the pyramid levels (spatial size of P2 : P3 : P4 : P5 at 4×, 2×, 1×
-/// the grid and a single vector), normalized to sum to 1; the policy's cost term uses it.
+/// Relative compute of the pyramid levels, normalized to sum to 1; the policy's cost term
+/// uses it.
 public enum LevelCost {
-  public static func vision(gridCells: Int) -> [Double] {
-    let raw = [16.0 * Double(gridCells), 4.0 * Double(gridCells), Double(gridCells), 1]
+  /// The vision levels' relative cost: the cells of P2, P3, P4 (their adapters' convolutions
+  /// run over every cell) and 1 for the P5 vector.
+  public static func vision(levelCells: [Int]) -> [Double] {
+    let raw = levelCells.prefix(3).map(Double.init) + [1]
     let total = raw.reduce(0, +)
     return raw.map { $0 / total }
   }
+
+  /// The same for the `seed` ladder on a teacher grid of `gridCells` cells (P2 at 4×, P3 at 2×).
+  public static func vision(gridCells: Int) -> [Double] { vision(levelCells: [16 * gridCells, 4 * gridCells, gridCells]) }
 
   /// The language levels' relative cost: L1 over every token, L2 over every window of
   /// `window` tokens, L3 and L4 one vector each; normalized to sum to 1.

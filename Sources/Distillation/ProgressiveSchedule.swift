@@ -8,7 +8,8 @@ public enum Stage: String, Codable, Sendable, CaseIterable {
   case medium
   /// Every level.
   case fine
-  /// Every level, with the ALSN's selection policy being refined.
+  /// Every level; the student's learning rate is scaled by `refinement_lr_scale` (0 freezes
+  /// it) while the ALSN keeps learning, on every step.
   case refinement
 
   public var activeLevels: Set<Level> {
@@ -28,15 +29,19 @@ public struct ProgressiveSchedule: Codable, Equatable, Sendable {
   public var refinementEpochs: Int
   /// When false, every epoch trains all levels (the one-stage ablation).
   public var progressive: Bool
+  /// The factor on the student's (and head's) learning rate during `refinement`.
+  public var refinementLearningRateScale: Double
 
   enum CodingKeys: String, CodingKey {
     case coarseEpochs = "coarse_epochs", mediumEpochs = "medium_epochs", fineEpochs = "fine_epochs"
-    case refinementEpochs = "refinement_epochs", progressive
+    case refinementEpochs = "refinement_epochs", progressive, refinementLearningRateScale = "refinement_lr_scale"
   }
 
   public init(
-    coarseEpochs: Int = 5, mediumEpochs: Int = 5, fineEpochs: Int = 10, refinementEpochs: Int = 0, progressive: Bool = true
+    coarseEpochs: Int = 5, mediumEpochs: Int = 5, fineEpochs: Int = 10, refinementEpochs: Int = 0, progressive: Bool = true,
+    refinementLearningRateScale: Double = 0.1
   ) {
+    self.refinementLearningRateScale = refinementLearningRateScale
     self.coarseEpochs = coarseEpochs
     self.mediumEpochs = mediumEpochs
     self.fineEpochs = fineEpochs
@@ -52,7 +57,11 @@ public struct ProgressiveSchedule: Codable, Equatable, Sendable {
     fineEpochs = try c.decode(.fineEpochs, default: d.fineEpochs)
     refinementEpochs = try c.decode(.refinementEpochs, default: d.refinementEpochs)
     progressive = try c.decode(.progressive, default: d.progressive)
+    refinementLearningRateScale = try c.decode(.refinementLearningRateScale, default: d.refinementLearningRateScale)
   }
+
+  /// The factor on the student's learning rate at a stage.
+  public func learningRateScale(_ stage: Stage) -> Double { stage == .refinement ? refinementLearningRateScale : 1 }
 
   public var totalEpochs: Int { coarseEpochs + mediumEpochs + fineEpochs + refinementEpochs }
 

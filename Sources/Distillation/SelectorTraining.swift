@@ -15,16 +15,57 @@ import TorchOptim
 // text embeddings at the fixed temperature τ of the config). It is the deployed model's
 // retrieval objective: it needs none of the head (dropped at inference) and does not move
 // with the learnable logit scale, so only real changes of the student's embeddings lower it.
+//
+// The signal is per sample: one credit for every (sample, level) term, so the selector can
+// learn that one sample needs P2 and another L3. A credit shared by the whole batch would
+// train one weighting for every input, a fixed weighting rather than a selection.
 
-/// The first-order credit of each weighted loss term: c_i = ⟨∇_θ L_h, ∇_θ L_i⟩.
+/// The one-step look-ahead credit of every (sample, term) pair (learning to reweight).
 ///
-/// An SGD step θ' = θ − η Σᵢ wᵢ ∇Lᵢ changes the held-out loss by ≈ −η Σᵢ wᵢ cᵢ, so a level
-/// with a positive credit lowers L_h in proportion to its weight, and a level whose loss is
-/// already ≈ 0 (gradient ≈ 0) earns ≈ 0 however easy it is. θ are the student's parameters;
-/// the head's do not enter, as ∇_head L_h = 0.
-public struct LevelCredits: Equatable, Sendable {
-  /// Per vision level P2–P5 and language level L1–L4 (intra-modal terms), and per pyramid-
-  /// alignment pair (16, vision × language, row-major). 0 where inactive or λ = 0.
+/// Give each sample b's weighted term k a perturbation weight ε_bk, take a virtual SGD step
+/// θ' = θ − η ∇_θ Σ ε_bk ℓ_bk, and measure the held-out loss after it. The credit is
+/// c_bk = −∂L_h(θ')/∂ε_bk at ε = 0. There θ' = θ, so the derivative is exact at first
+/// order and equals η·⟨∇L_h(θ), ∇ℓ_bk(θ)⟩: η is dropped (credits are normalised before use).
+/// It is computed by double backward: g(ε) = ∇_θ Σ ε_bk ℓ_bk with the graph kept, then
+/// ∂⟨g(ε), ∇L_h⟩/∂ε — one backward with `createGraph` and one through it, not one per term.
+public enum LookAheadCredit {
+  /// - Parameters:
+  ///   - parameters: θ, the parameters of the virtual step.
+  ///   - heldOutGradient: ∇_θ L_h, one entry per parameter (nil where L_h does not reach it).
+  ///   - terms: Σ_bk ε_bk ℓ_bk for a given ε [B, K] (with whatever λ and 1/B the real loss has).
+  ///   - shape: [B, K].
+  /// - Returns: c [B, K], float64.
+  public static func perSample(
+    parameters: [Tensor], heldOutGradient: [Tensor?], shape: [Int], terms: (Tensor) throws -> Tensor?
+  ) throws -> Tensor {
+    try Torch.enableGrad {
+      let epsilon = try Tensor.zeros(shape, dtype: parameters.first?.dtype ?? .float32, device: parameters.first?.device ?? .cpu)
+        .requiresGrad(true)
+      guard let weighted = try terms(epsilon), weighted.requiresGrad else { return try Tensor.zeros(shape, dtype: .float64) }
+      let g = try Torch.gradients(of: [weighted], withRespectTo: parameters, retainGraph: true, createGraph: true)
+      var inner: [Tensor] = []
+      for (gradient, direction) in zip(g, heldOutGradient) {
+        if let gradient, let direction, gradient.requiresGrad { inner.append(try (gradient * direction.detach()).sum()) }
+      }
+      guard let first = inner.first else { return try Tensor.zeros(shape, dtype: .float64) }
+      let total = try inner.dropFirst().reduce(first) { try $0 + $1 }
+      let credit = try Torch.gradients(of: [total], withRespectTo: [epsilon])[0]
+      return try (credit ?? Tensor.zeros(shape)).detach().to(.float64)
+    }
+  }
+}
+
+/// The credits of one batch: per (sample, term) in the ALSN's head layout, and their batch
+/// sums (the batch-level credit of each term, c_k = ⟨∇L_h, ∇L_k⟩ with L_k the batch's mean).
+///
+/// A credit is the first-order decrease of the held-out loss that a step on that term brings:
+/// positive when the term's gradient agrees with the held-out gradient, ≈ 0 for a term whose
+/// loss is already ≈ 0 (its gradient is ≈ 0) however easy it is.
+public struct LevelCredits {
+  /// [B, 24] float64: vision P2–P5 (4), language L1–L4 (4), coupling pairs (16, vision ×
+  /// language); 0 where inactive or λ = 0.
+  public var perSample: Tensor
+  /// Batch sums per vision level, language level and pyramid-alignment pair.
   public var vision: [Double]
   public var language: [Double]
   public var coupling: [Double]
@@ -32,44 +73,52 @@ public struct LevelCredits: Equatable, Sendable {
   public var heldOutLoss: Double
   public var heldOutGradientNorm: Double
 
-  public init(vision: [Double], language: [Double], coupling: [Double], heldOutLoss: Double, heldOutGradientNorm: Double) {
-    self.vision = vision
-    self.language = language
-    self.coupling = coupling
+  public init(perSample: Tensor, heldOutLoss: Double, heldOutGradientNorm: Double) throws {
+    self.perSample = perSample
+    let sums = try perSample.sum(dim: 0).doubles()
+    vision = Array(sums[0..<4])
+    language = Array(sums[4..<8])
+    coupling = Array(sums[8..<24])
     self.heldOutLoss = heldOutLoss
     self.heldOutGradientNorm = heldOutGradientNorm
   }
 
-  /// The 24 credits in the ALSN's head layout (vision, language, coupling).
+  /// The 24 batch credits in the ALSN's head layout (vision, language, coupling).
   public var flat: [Double] { vision + language + coupling }
 
-  /// Each head's credits divided by their absolute sum (Σ|ĉ| = 1; all-zero stays zero): the
-  /// share of the predicted held-out change each level accounts for. Independent of the
-  /// learning rate and of the scale of the losses.
-  public func normalized() -> LevelCredits {
-    func share(_ c: [Double]) -> [Double] {
-      let total = c.reduce(0) { $0 + Swift.abs($1) }
-      return total > 0 ? c.map { $0 / total } : c
-    }
-    return LevelCredits(
-      vision: share(vision), language: share(language), coupling: share(coupling), heldOutLoss: heldOutLoss,
-      heldOutGradientNorm: heldOutGradientNorm)
+  /// Each sample's credits divided, head by head, by their absolute sum (Σ_k |ĉ_bk| = 1 per
+  /// sample and head; an all-zero row stays zero): the share of that sample's predicted
+  /// held-out change each level accounts for, independent of the learning rate and of the
+  /// scale of the losses. [B, 24] float32.
+  public func normalizedPerSample() throws -> Tensor {
+    let (v, l, c) = try ALSN.split(perSample)
+    func share(_ x: Tensor) throws -> Tensor { try x / x.abs().sum(dim: 1, keepDim: true).clamp(min: 1e-30) }
+    return try Tensor.cat([share(v), share(l), share(c)], dim: 1).to(.float32)
+  }
+
+  /// The batch credits, broadcast to every sample: what a batch-level selector would see
+  /// (kept for comparison; `normalizedPerSample` of it gives every sample the same target).
+  public func batchLevel() throws -> LevelCredits {
+    let b = perSample.size(0)
+    let mean = try perSample.mean(dim: 0, keepDim: true).expand([b, 24]).contiguous()
+    return try LevelCredits(perSample: mean, heldOutLoss: heldOutLoss, heldOutGradientNorm: heldOutGradientNorm)
   }
 }
 
 /// Trains the ALSN of one CMAPKD run with its own AdamW; the state a checkpoint carries
-/// (`stateTensors`) is its optimizer, the latest credits, the policy's reward baseline and
-/// the latest held-out loss.
+/// (`stateTensors`) is its optimizer, the latest batch credits and the policy's reward baseline.
 ///
-/// - `gating`: every K steps, on the step's batch and the held-out batch, the credits of the
-///   24 weighted terms are computed (`credits`) and the selector minimises
-///   −Σᵢ mean_b(w_bi)·ĉᵢ − β·H(w) per head, where H is the mean row entropy of the weights.
-///   The optimum is w ∝ exp(ĉ / β); as Σ|ĉ| = 1, two credits differ by at most 1, which
-///   bounds the entropy from below (`entropyFloor`).
-/// - `policy`: on the steps it learns from, the step's level weights are sampled from a
-///   logit-normal policy around the ALSN's heads (`policyWeights`); after the optimizer step
-///   the reward is (L_h before − L_h after) − λ·(expected level cost) and the ALSN takes a
-///   REINFORCE step with the running-mean baseline.
+/// - `gating`: every K steps, on the step's batch and the held-out batch, the per-sample
+///   credits of the 24 weighted terms are computed (`credits`) and the selector minimises
+///   −mean_b Σ_k w_bk·ĉ_bk − β·H(w) per head, where ĉ are each sample's credits normalised to
+///   Σ_k |ĉ_bk| = 1 and H is the mean row entropy. Each sample's optimum is w_b ∝ exp(ĉ_b / β),
+///   so the selector learns to map a sample's features to its own levels; as two normalised
+///   credits differ by at most 1, β bounds the entropy from below (`entropyFloor`).
+/// - `policy`: on the steps it learns from, each sample's action (level weights in [0, 1]) is
+///   sampled from a logit-normal policy around the ALSN's heads (`policyWeights`); after the
+///   optimizer step each sample's reward is the look-ahead gain of its own weights,
+///   Σ_k w_bk·ĉ_bk, minus λ·its expected level cost, and the ALSN takes a REINFORCE step with
+///   per-sample advantages against a running baseline.
 public final class SelectorTrainer {
   public let cmapkd: CMAPKD
   public let alsn: ALSN
@@ -77,10 +126,8 @@ public final class SelectorTrainer {
   public private(set) var policy: LogitNormalPolicy
   /// Selector updates applied so far.
   public private(set) var updates = 0
-  /// The latest credits (`gating`).
+  /// The latest credits.
   public private(set) var credits: LevelCredits?
-  /// The latest held-out loss and the step after which it was measured (`policy`).
-  public private(set) var lastHeldOut: (step: Int, loss: Double)?
   /// Numbers from the latest update (`selector/…`), reported with the next step's metrics.
   public private(set) var metrics: [String: Double] = [:]
 
@@ -92,22 +139,12 @@ public final class SelectorTrainer {
     var logits: Tensor  // [B, 24]
     var mask: Tensor  // [1, 24]
     var weights: LevelWeights
-    var tokens: Int
-    var gridCells: Int
+    var costs: (vision: [Double], language: [Double])
   }
   private var pending: PendingAction?
 
   /// Whether a sampled action is waiting for its reward.
   public var hasPendingAction: Bool { pending != nil }
-
-  /// The central-difference step h of the pair credits' directional derivative: the length
-  /// (L2 over all student parameters) of the move along ∇L_h/‖∇L_h‖. Absolute, not relative to
-  /// ‖θ‖: ‖θ‖ is dominated by the token-embedding table, which the direction barely touches.
-  /// Measured on the tiny test models against float64 credits with h = 1e-6: at h = 1e-2 the
-  /// pair credits are within 2e-5 (float64: the curvature error) and 1e-4 (float32: rounding)
-  /// of the largest credit; at h = 1e-3 float32 rounding grows to 1e-3. The tests compare the
-  /// credits with finite differences of L_h along each term's own gradient.
-  static let directionalStep = 1e-2
 
   public init(cmapkd: CMAPKD, alsn: ALSN) throws {
     let config = cmapkd.config
@@ -118,8 +155,12 @@ public final class SelectorTrainer {
     policy = LogitNormalPolicy(sigma: config.policySigma, baselineMomentum: config.policyBaselineMomentum)
   }
 
-  /// Whether the selector learns from optimizer step `step` (every `selector_interval` steps).
-  public func learnsAt(step: Int) -> Bool { step % cmapkd.config.selectorInterval == 0 }
+  /// Whether the selector learns from optimizer step `step`: every `selector_interval` steps,
+  /// and every step of the refinement stage, where the student barely moves and refining the
+  /// selection is the stage's work.
+  public func learnsAt(step: Int, stage: Stage = .fine) -> Bool {
+    stage == .refinement || step % cmapkd.config.selectorInterval == 0
+  }
 
   // MARK: The held-out signal
 
@@ -130,15 +171,15 @@ public final class SelectorTrainer {
     return try Losses.symmetricInfoNCE(image, text, temperature: temperature)
   }
 
-  /// The credits of the weighted terms at the student's current parameters.
+  /// The per-sample look-ahead credits of the weighted terms at the student's current
+  /// parameters (`LookAheadCredit`).
   ///
-  /// ∇L_h is one backward pass on the held-out batch. The intra-modal terms (one per level
-  /// and modality) each get their exact gradient (`Torch.gradients`, one partial backward
-  /// each). The 16 pyramid-alignment pairs reach the student only through the 8 shared-space
-  /// vectors sₖ, so ⟨∇L_h, ∇L_ij⟩ = ⟨Jᵥᵢ∇L_h, ∂L_ij/∂sᵥᵢ⟩ + ⟨Jₗⱼ∇L_h, ∂L_ij/∂sₗⱼ⟩: the
-  /// directional derivatives Jₖ∇L_h come from two extra forward passes at θ ± h·∇L_h/‖∇L_h‖
-  /// (central differences, no backward), the ∂L_ij/∂s from the loss alone — instead of 16
-  /// more backward passes through the student.
+  /// The virtual step moves every trainable parameter of the student (towers, projections,
+  /// logit scale). Not a subset of the last blocks: a level's term reaches the tower only up
+  /// to its tap, so a virtual step on the last blocks would give P2/L1 zero credit by
+  /// construction. Not the adapters and bridges either: L_h does not depend on them
+  /// (∇_head L_h = 0), so they add nothing to ⟨∇L_h, ∇ℓ_bk⟩. The cost is one held-out
+  /// forward and backward, one forward of the batch and a double backward, every K steps.
   /// - Returns: the credits and the student's side of `batch` (its embeddings feed the ALSN).
   public static func credits(
     cmapkd: CMAPKD, student: CLIPModel, head: CMAPKDHead, batch: DistillBatch, heldOut: DistillBatch
@@ -146,97 +187,43 @@ public final class SelectorTrainer {
     let config = cmapkd.config
     let lambdas = config.lambdas
     let teacher = try batch.requireTeacher("cmapkd")
-    let active = batch.stage.activeLevels
+    let active = config.activeLevels(batch.stage)
     let parameters = student.parameters().filter(\.requiresGrad)
-    return try Torch.enableGrad {
+    return try Torch.twiceDifferentiable { try Torch.enableGrad {
       let heldOutLoss = try SelectorTrainer.heldOutLoss(student: student, batch: heldOut, temperature: config.temperature)
       let direction = try Torch.gradients(of: [heldOutLoss], withRespectTo: parameters)  // ∇L_h per parameter
       let norm = try Foundation.sqrt(SelectorTrainer.dot(direction, direction))
-
       let side = try cmapkd.forward(
-        student: student, head: head, teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
+        student: student, head: head, teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask,
+        computing: active)
       let (teacherVision, teacherLanguage) = try teacher.levels(config.pyramid)
-      let ones = try Tensor.ones([side.image.size(0), 4], dtype: side.image.dtype, device: side.image.device)
-      func credit(_ loss: Tensor, _ lambda: Double) throws -> Double {
-        let g = try Torch.gradients(of: [loss], withRespectTo: parameters, retainGraph: true)
-        return try lambda * SelectorTrainer.dot(direction, g)
-      }
-      var vision = [Double](repeating: 0, count: 4)
-      var language = [Double](repeating: 0, count: 4)
-      var coupling = [Double](repeating: 0, count: 16)
-      if lambdas.intraVision != 0 {
-        let parts = try Losses.intraVision(student: side.vision, teacher: teacherVision, weights: ones, active: active)
-        for level in Level.allCases where active.contains(level) {
-          if let part = parts[level.visionName] { vision[level.rawValue] = try credit(part, lambdas.intraVision) }
+      let perSample = try LookAheadCredit.perSample(
+        parameters: parameters, heldOutGradient: direction, shape: [side.image.size(0), 24]
+      ) { epsilon in
+        let (ev, el, ec) = try ALSN.split(epsilon)
+        var terms: [Tensor] = []
+        if lambdas.intraVision != 0, let t = try Losses.intraVision(
+          student: side.vision, teacher: teacherVision, weights: ev, active: active.vision
+        ).sum() {
+          terms.append(try t * lambdas.intraVision)
         }
-      }
-      if lambdas.intraLanguage != 0 {
-        let parts = try Losses.intraLanguage(student: side.language, teacher: teacherLanguage, weights: ones, active: active)
-        for level in Level.allCases where active.contains(level) {
-          if let part = parts[level.languageName] { language[level.rawValue] = try credit(part, lambdas.intraLanguage) }
+        if lambdas.intraLanguage != 0, let t = try Losses.intraLanguage(
+          student: side.language, teacher: teacherLanguage, weights: el, active: active.language
+        ).sum() {
+          terms.append(try t * lambdas.intraLanguage)
         }
-      }
-      if lambdas.pyramid != 0, norm > 0 {
-        // ∂L_ij/∂s on leaves cut from the student: no pass through the towers.
-        let v = try side.shared.vision.map { try $0.detach().requiresGrad(true) }
-        let l = try side.shared.language.map { try $0.detach().requiresGrad(true) }
-        let parts = try Losses.pyramidAlignment(
-          student: (v, l), teacher: (teacher.sharedVision, teacher.sharedLanguage),
-          coupling: ones.unsqueeze(2).expand([ones.size(0), 4, 4]), activeVision: active, activeLanguage: active,
-          temperature: config.temperature)
-        let (dv, dl) = try directionalDerivatives(
-          cmapkd: cmapkd, student: student, head: head, teacher: teacher, batch: batch, parameters: parameters,
-          direction: direction, norm: norm)
-        for i in Level.allCases where active.contains(i) {
-          for j in Level.allCases where active.contains(j) {
-            guard let part = parts["\(i.visionName)-\(j.languageName)"] else { continue }
-            let g = try Torch.gradients(of: [part], withRespectTo: [v[i.rawValue], l[j.rawValue]], retainGraph: true)
-            coupling[4 * i.rawValue + j.rawValue] =
-              try lambdas.pyramid * SelectorTrainer.dot([dv[i.rawValue], dl[j.rawValue]], g)
-          }
+        if lambdas.pyramid != 0, let t = try Losses.pyramidAlignment(
+          student: side.shared, teacher: (teacher.sharedVision, teacher.sharedLanguage), coupling: ec.reshape([-1, 4, 4]),
+          activeVision: active.vision, activeLanguage: active.language, temperature: config.temperature
+        ).sum() {
+          terms.append(try t * lambdas.pyramid)
         }
+        guard let first = terms.first else { return nil }
+        return try terms.dropFirst().reduce(first) { try $0 + $1 }
       }
-      let credits = LevelCredits(
-        vision: vision, language: language, coupling: coupling, heldOutLoss: try heldOutLoss.item(), heldOutGradientNorm: norm)
+      let credits = try LevelCredits(perSample: perSample, heldOutLoss: try heldOutLoss.item(), heldOutGradientNorm: norm)
       return (credits, side)
-    }
-  }
-
-  /// Jₖ∇L_h for the 8 shared-space vectors by central differences along ∇L_h: [B, P] each.
-  /// The parameters are restored bit for bit afterwards.
-  static func directionalDerivatives(
-    cmapkd: CMAPKD, student: CLIPModel, head: CMAPKDHead, teacher: TeacherFeatures, batch: DistillBatch, parameters: [Tensor],
-    direction: [Tensor?], norm: Double
-  ) throws -> (vision: [Tensor], language: [Tensor]) {
-    try Torch.noGrad {
-      let saved = try parameters.map { try $0.detach().clone() }
-      let h = directionalStep
-      func shared(at sign: Double) throws -> (vision: [Tensor], language: [Tensor]) {
-        for (p, (original, d)) in zip(parameters, zip(saved, direction)) {
-          try p.copy(from: original)
-          if let d { try p.addInPlace(d * (sign * h / norm)) }
-        }
-        return try cmapkd.forward(
-          student: student, head: head, teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask
-        ).shared
-      }
-      func restore() throws { for (p, original) in zip(parameters, saved) { try p.copy(from: original) } }
-      let plus: (vision: [Tensor], language: [Tensor])
-      let minus: (vision: [Tensor], language: [Tensor])
-      do {
-        plus = try shared(at: 1)
-        minus = try shared(at: -1)
-      } catch {
-        try restore()
-        throw error
-      }
-      try restore()
-      let scale = norm / (2 * h)  // (s(θ + hû) − s(θ − hû)) / 2h · ‖∇L_h‖
-      return (
-        try zip(plus.vision, minus.vision).map { try ($0 - $1) * scale },
-        try zip(plus.language, minus.language).map { try ($0 - $1) * scale }
-      )
-    }
+    } }
   }
 
   /// Σ ⟨aₖ, bₖ⟩ over the pairs where both are present.
@@ -259,6 +246,12 @@ public final class SelectorTrainer {
     return -(p * Foundation.log(p) + Double(levels - 1) * q * Foundation.log(q))
   }
 
+  /// Which heads carry a learning signal: vision, language, coupling (λ ≠ 0).
+  var headsOn: [Bool] {
+    let l = cmapkd.config.lambdas
+    return [l.intraVision != 0, l.intraLanguage != 0, l.pyramid != 0]
+  }
+
   // MARK: After each optimizer step
 
   /// The selector's part of `afterStep`: learns on its interval, from the step's batch and the
@@ -268,57 +261,52 @@ public final class SelectorTrainer {
   ) throws {
     switch cmapkd.config.selection {
     case .gating:
-      guard learnsAt(step: batch.step) else { return }
+      guard learnsAt(step: batch.step, stage: batch.stage) else { return }
       try gatingUpdate(student: student, head: head, batch: batch, heldOut: heldOut(), learningRate: learningRate)
     case .policy:
-      try policyUpdate(student: student, batch: batch, heldOut: heldOut)
+      try policyUpdate(student: student, head: head, batch: batch, heldOut: heldOut)
     case .uniform, .manual:
       return
     }
   }
 
-  /// One `gating` update: credits at the current parameters, then one AdamW step of the ALSN
-  /// on −Σ_heads [Σᵢ mean_b(w_bi)·ĉᵢ + β·H(w)].
+  /// One `gating` update: per-sample credits at the current parameters, then one AdamW step
+  /// of the ALSN on −Σ_heads [mean_b Σ_k w_bk·ĉ_bk + β·H(w)].
   @discardableResult
   public func gatingUpdate(
     student: CLIPModel, head: CMAPKDHead, batch: DistillBatch, heldOut: DistillBatch, learningRate: Double = 0
   ) throws -> [String: Double] {
     let (raw, side) = try SelectorTrainer.credits(cmapkd: cmapkd, student: student, head: head, batch: batch, heldOut: heldOut)
-    return try gatingUpdate(credits: raw, side: side, stage: batch.stage, learningRate: learningRate)
+    return try gatingUpdate(
+      credits: raw, image: side.image, text: side.caption, active: cmapkd.config.activeLevels(batch.stage),
+      learningRate: learningRate)
   }
 
-  /// The ALSN step of a `gating` update, from credits already taken on the batch whose
-  /// student side is `side`.
+  /// The ALSN step of a `gating` update, from credits already taken on the samples whose
+  /// student embeddings are `image`, `text` [B, P].
   @discardableResult
   public func gatingUpdate(
-    credits raw: LevelCredits, side: StudentSide, stage: Stage, learningRate: Double = 0
+    credits raw: LevelCredits, image: Tensor, text: Tensor, active: (vision: Set<Level>, language: Set<Level>),
+    learningRate: Double = 0
   ) throws -> [String: Double] {
-    let config = cmapkd.config
-    let active = stage.activeLevels
-    let c = raw.normalized()
-    let beta = config.selectorEntropyWeight
+    let beta = cmapkd.config.selectorEntropyWeight
+    let c = try raw.normalizedPerSample().to(image.device, image.dtype)  // [B, 24]
+    let (cv, cl, cc) = try ALSN.split(c)
     var report: [String: Double] = [:]
     let loss: Tensor? = try Torch.enableGrad {
-      let w = try alsn(image: side.image, text: side.caption, activeVision: active, activeLanguage: active)
+      let w = try alsn(image: image, text: text, activeVision: active.vision, activeLanguage: active.language)
       var terms: [Tensor] = []
-      var predictedGain = 0.0
-      for (weights, credit, on) in [
-        (w.vision, c.vision, config.lambdas.intraVision != 0), (w.language, c.language, config.lambdas.intraLanguage != 0),
-        (w.coupling, c.coupling, config.lambdas.pyramid != 0),
-      ] where on {
+      for ((weights, credit), on) in zip([(w.vision, cv), (w.language, cl), (w.coupling, cc)], headsOn) where on {
         let flat = try weights.flatten(start: 1)  // [B, K]
-        let ct = try Tensor(credit.map(Float.init), shape: [1, credit.count]).to(flat.device, flat.dtype)
-        terms.append(try (flat * ct).sum(dim: 1).mean().neg() - LevelWeights.meanEntropy(weights) * beta)
+        terms.append(try (flat * credit).sum(dim: 1).mean().neg() - LevelWeights.meanEntropy(weights) * beta)
       }
-      for (weights, credit) in [(w.vision, raw.vision), (w.language, raw.language), (w.coupling, raw.coupling)] {
-        let mean = try weights.detach().flatten(start: 1).mean(dim: 0).doubles()
-        predictedGain += zip(mean, credit).reduce(0) { $0 + $1.0 * $1.1 }
-      }
+      // First-order decrease of L_h that a plain SGD step at this learning rate would bring.
+      let gain = try (Tensor.cat([w.vision.flatten(start: 1), w.language, w.coupling.flatten(start: 1)], dim: 1).detach()
+        .to(.float64) * raw.perSample).sum().item()
       let h = try w.entropies()
       report = [
         "selector/entropy_vision": h.vision, "selector/entropy_language": h.language, "selector/entropy_coupling": h.coupling,
-        // First-order decrease of L_h that a plain SGD step at this learning rate would bring.
-        "selector/predicted_gain": learningRate * predictedGain,
+        "selector/predicted_gain": learningRate * gain,
       ]
       guard let first = terms.first else { return nil }
       return try terms.dropFirst().reduce(first) { try $0 + $1 }
@@ -327,83 +315,98 @@ public final class SelectorTrainer {
       try applyGradient(of: loss)
       report["selector/loss"] = try loss.item()
     }
-    credits = raw
-    report["selector/heldout_loss"] = raw.heldOutLoss
-    for level in Level.allCases {
-      report["selector/credit/\(level.visionName)"] = c.vision[level.rawValue]
-      report["selector/credit/\(level.languageName)"] = c.language[level.rawValue]
-      for j in Level.allCases {
-        report["selector/credit/\(level.visionName)-\(j.languageName)"] = c.coupling[4 * level.rawValue + j.rawValue]
-      }
-    }
-    report["selector/updates"] = Double(updates)
+    record(raw, into: &report)
     metrics = report
     return report
   }
 
-  /// The level weights of one batch in `policy` mode: sampled around the ALSN's heads on a
-  /// step the selector learns from (and whose "before" held-out loss is known), the policy's
-  /// mean action otherwise (and whenever gradients are off, as in evaluation). Detached.
-  public func policyWeights(head: CMAPKDHead, side: StudentSide, batch: DistillBatch) throws -> LevelWeights {
-    let active = batch.stage.activeLevels
+  /// Logs the latest credits: L_h, and each term's batch credit as a share of the total.
+  private func record(_ raw: LevelCredits, into report: inout [String: Double]) {
+    credits = raw
+    report["selector/heldout_loss"] = raw.heldOutLoss
+    func share(_ c: [Double]) -> [Double] {
+      let total = c.reduce(0) { $0 + Swift.abs($1) }
+      return total > 0 ? c.map { $0 / total } : c
+    }
+    let (v, l, c) = (share(raw.vision), share(raw.language), share(raw.coupling))
+    for level in Level.allCases {
+      report["selector/credit/\(level.visionName)"] = v[level.rawValue]
+      report["selector/credit/\(level.languageName)"] = l[level.rawValue]
+      for j in Level.allCases {
+        report["selector/credit/\(level.visionName)-\(j.languageName)"] = c[4 * level.rawValue + j.rawValue]
+      }
+    }
+    report["selector/updates"] = Double(updates)
+  }
+
+  /// The level weights of one batch in `policy` mode: each sample's action sampled around the
+  /// ALSN's heads on a step the selector learns from, the policy's mean action otherwise (and
+  /// whenever gradients are off, as in evaluation). Detached.
+  /// - Parameters:
+  ///   - levelCosts: the relative compute of each level (`LevelCost`), for the reward.
+  public func policyWeights(
+    image: Tensor, text: Tensor, active: (vision: Set<Level>, language: Set<Level>), step: Int, stage: Stage = .fine,
+    levelCosts: (vision: [Double], language: [Double])
+  ) throws -> LevelWeights {
     pending = nil
-    let explore = Torch.isGradEnabled && learnsAt(step: batch.step) && lastHeldOut?.step == batch.step - 1
-    let mean = try alsn.logits(image: side.image, text: side.caption)  // [B, 24]
+    let explore = Torch.isGradEnabled && learnsAt(step: step, stage: stage)
+    let mean = try alsn.logits(image: image, text: text)  // [B, 24]
     guard explore else {
-      return try LevelWeights.proportional(actions: mean.detach().sigmoid(), activeVision: active, activeLanguage: active)
+      return try LevelWeights.proportional(
+        actions: mean.detach().sigmoid(), activeVision: active.vision, activeLanguage: active.language)
     }
     let (actions, z) = try policy.sample(mean: mean)
-    let weights = try LevelWeights.proportional(actions: actions, activeVision: active, activeLanguage: active)
-    let teacher = try batch.requireTeacher("cmapkd")
+    let weights = try LevelWeights.proportional(actions: actions, activeVision: active.vision, activeLanguage: active.language)
     pending = PendingAction(
-      step: batch.step, mean: mean, logits: z,
-      mask: try ALSN.activeMask(activeVision: active, activeLanguage: active, like: mean),
-      weights: weights, tokens: batch.ids.size(1), gridCells: teacher.grid.height * teacher.grid.width)
+      step: step, mean: mean, logits: z,
+      mask: try ALSN.activeMask(activeVision: active.vision, activeLanguage: active.language, like: mean),
+      weights: weights, costs: levelCosts)
     return weights
   }
 
-  /// The expected compute cost of a pending action's weights: the mean over the two
-  /// modalities of Σᵢ wᵢ·costᵢ (`LevelCost`), in [0, 1].
-  func cost(of action: PendingAction) throws -> Double {
-    let vision = try LevelCost.expected(action.weights.vision, costs: LevelCost.vision(gridCells: action.gridCells))
-    let language = try LevelCost.expected(
-      action.weights.language, costs: LevelCost.language(tokens: action.tokens, window: cmapkd.config.pyramid.phraseWindow))
-    return (vision + language) / 2
+  /// Each sample's expected compute cost under weights w: the mean over the two modalities of
+  /// Σᵢ w_bi·costᵢ, in [0, 1]. [B] float64.
+  static func perSampleCost(_ weights: LevelWeights, costs: (vision: [Double], language: [Double])) throws -> Tensor {
+    func expected(_ w: Tensor, _ c: [Double]) throws -> Tensor {
+      try (w.detach().to(.float64) * Tensor(c, shape: [1, 4]).to(w.device)).sum(dim: 1)
+    }
+    return try (expected(weights.vision, costs.vision) + expected(weights.language, costs.language)) * 0.5
   }
 
-  /// The `policy` part of `afterStep`: rewards the pending action of this step, and measures
-  /// the held-out loss when the next step will need it as its "before".
-  public func policyUpdate(student: CLIPModel, batch: DistillBatch, heldOut: () throws -> DistillBatch) throws {
-    let action = pending
+  /// The `policy` part of `afterStep`: rewards the pending action of this step, sample by
+  /// sample, with the look-ahead credits of the batch (taken after the step).
+  public func policyUpdate(
+    student: CLIPModel, head: CMAPKDHead, batch: DistillBatch, heldOut: () throws -> DistillBatch
+  ) throws {
+    guard let action = pending, action.step == batch.step else {
+      pending = nil
+      return
+    }
     pending = nil
-    var after: Double?
-    func measure() throws -> Double {
-      let wasTraining = student.isTraining
-      student.eval()
-      defer { student.train(wasTraining) }
-      return try Torch.noGrad {
-        try SelectorTrainer.heldOutLoss(student: student, batch: heldOut(), temperature: cmapkd.config.temperature).item()
-      }
+    let (raw, _) = try SelectorTrainer.credits(
+      cmapkd: cmapkd, student: student, head: head, batch: batch, heldOut: heldOut())
+    let c = try raw.normalizedPerSample().to(.float64)  // [B, 24]
+    let (cv, cl, cc) = try ALSN.split(c)
+    var gain = try Tensor.zeros([c.size(0)], dtype: .float64)
+    let coupling = try action.weights.coupling.flatten(start: 1)
+    for ((weights, credit), on) in zip([(action.weights.vision, cv), (action.weights.language, cl), (coupling, cc)], headsOn)
+    where on {
+      gain = try gain + (weights.detach().to(.float64) * credit).sum(dim: 1)
     }
-    if let action, action.step == batch.step, let before = lastHeldOut, before.step == batch.step - 1 {
-      let now = try measure()
-      after = now
-      let cost = try cost(of: action)
-      let reward = before.loss - now - cmapkd.config.policyCostWeight * cost
-      let advantage = policy.advantage(reward)
-      let surrogate = try Torch.enableGrad {
-        try policy.surrogateLoss(mean: action.mean, logits: action.logits, reward: reward, mask: action.mask)
-      }
-      // The first reward only sets the baseline (advantage 0): nothing to learn from yet.
-      if advantage != 0 { try applyGradient(of: surrogate) }
-      metrics = [
-        "selector/reward": reward, "selector/advantage": advantage, "selector/baseline": policy.baseline ?? reward,
-        "selector/heldout_loss": now, "selector/heldout_gain": before.loss - now, "selector/cost": cost,
-        "selector/loss": try surrogate.item(), "selector/updates": Double(updates),
-      ]
+    let cost = try SelectorTrainer.perSampleCost(action.weights, costs: action.costs)
+    let rewards = try gain - cost * cmapkd.config.policyCostWeight  // [B]
+    let meanReward = try rewards.mean().item()
+    let surrogate = try Torch.enableGrad {
+      try policy.surrogateLoss(mean: action.mean, logits: action.logits, rewards: rewards, mask: action.mask)
     }
-    if after == nil, (batch.step + 1) % cmapkd.config.selectorInterval == 0 { after = try measure() }
-    if let after { lastHeldOut = (batch.step, after) }
+    try applyGradient(of: surrogate)
+    var report: [String: Double] = [
+      "selector/reward": meanReward, "selector/reward_std": try rewards.std().item(),
+      "selector/baseline": policy.baseline ?? meanReward, "selector/cost": try cost.mean().item(),
+      "selector/loss": try surrogate.item(),
+    ]
+    record(raw, into: &report)
+    metrics = report
   }
 
   /// One AdamW step of the ALSN on `loss`; its gradients are dropped afterwards, so the
@@ -422,18 +425,18 @@ public final class SelectorTrainer {
 
   // MARK: Checkpoint state
 
-  /// The selector's state (keys `selector.…`): its optimizer, update count, latest credits,
-  /// the policy's baseline and the latest held-out loss. A pending action is not state: it is
-  /// consumed by the `afterStep` of its own step, before any checkpoint.
+  /// The selector's state (keys `selector.…`): its optimizer, update count, latest batch
+  /// credits and the policy's baseline. A pending action is not state: it is consumed by the
+  /// `afterStep` of its own step, before any checkpoint.
   public func stateTensors() throws -> [String: Tensor] {
     var out: [String: Tensor] = [:]
     for (key, t) in try optimizer.stateDict() { out["selector.optimizer.\(key)"] = t }
     out["selector.updates"] = try Tensor([Int64(updates)], shape: [])
     if let credits {
-      out["selector.credits"] = try Tensor(credits.flat + [credits.heldOutLoss, credits.heldOutGradientNorm], shape: [26])
+      out["selector.credits"] = credits.perSample
+      out["selector.heldout"] = try Tensor([credits.heldOutLoss, credits.heldOutGradientNorm], shape: [2])
     }
     if let baseline = policy.baseline { out["selector.baseline"] = try Tensor([baseline], shape: []) }
-    if let lastHeldOut { out["selector.heldout"] = try Tensor([Double(lastHeldOut.step), lastHeldOut.loss], shape: [2]) }
     return out
   }
 
@@ -444,11 +447,12 @@ public final class SelectorTrainer {
     }
     try optimizer.loadStateDict(optimizerState)
     updates = try tensors["selector.updates"]?.itemInt() ?? 0
-    if let c = try tensors["selector.credits"]?.doubles() {
-      guard c.count == 26 else { throw MethodError("cmapkd: selector.credits has \(c.count) values, expected 26") }
-      credits = LevelCredits(
-        vision: Array(c[0..<4]), language: Array(c[4..<8]), coupling: Array(c[8..<24]), heldOutLoss: c[24],
-        heldOutGradientNorm: c[25])
+    if let c = tensors["selector.credits"] {
+      guard c.rank == 2, c.size(1) == 24 else {
+        throw MethodError("cmapkd: selector.credits has shape \(c.shape), expected [B, 24] (per-sample credits)")
+      }
+      let h = try tensors["selector.heldout"]?.doubles() ?? [.nan, .nan]
+      credits = try LevelCredits(perSample: c.to(.float64), heldOutLoss: h[0], heldOutGradientNorm: h[1])
     } else {
       credits = nil
     }
@@ -456,11 +460,6 @@ public final class SelectorTrainer {
     policy = LogitNormalPolicy(
       sigma: config.policySigma, baselineMomentum: config.policyBaselineMomentum,
       baseline: try tensors["selector.baseline"]?.item())
-    if let h = try tensors["selector.heldout"]?.doubles(), h.count == 2 {
-      lastHeldOut = (Int(h[0]), h[1])
-    } else {
-      lastHeldOut = nil
-    }
     pending = nil
   }
 }

@@ -62,6 +62,16 @@ public struct TeacherFeatures {
     )
   }
 
+  /// Every floating-point field rounded through `storage` and back to its own dtype: the
+  /// numbers a cache that stores `storage` gives back.
+  public func rounded(to storage: DType) throws -> TeacherFeatures {
+    var out: [String: Tensor] = [:]
+    for (name, t) in named() {
+      out[name] = t.dtype.isFloatingPoint && t.dtype != storage ? try t.to(storage).to(t.dtype) : t
+    }
+    return try TeacherFeatures(named: out)
+  }
+
   /// Named tensors for storage, one batch.
   public func named() -> [(String, Tensor)] {
     var out: [(String, Tensor)] = []

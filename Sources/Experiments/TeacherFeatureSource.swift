@@ -44,8 +44,11 @@ final class TeacherFeatureSource {
     if let cached = try cache?.features(for: keys) { return cached }
     let computed = try TeacherFeatures.compute(
       teacher: teacher, pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask, pyramid: pyramid)
-    _ = try cache?.store(computed, keys: keys)
-    return computed
+    guard let cache else { return computed }
+    _ = try cache.store(computed, keys: keys)
+    // What a later read of the cache returns: the same numbers whether this batch's features
+    // were computed now or read back (fair to the method that fills the cache; exact resume).
+    return try computed.rounded(to: cache.storage)
   }
 
   /// A fixed batch of validation pairs with the teacher's features: the held-out signal of the

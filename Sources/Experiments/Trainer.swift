@@ -199,7 +199,7 @@ public final class Trainer {
         teacher: method.needsTeacher ? try features?.features(for: batch) : nil, stage: stage, step: step)
       distill.negativeIds = batch.negativeTokens
       distill.negativeMask = batch.negativeMask
-      let learningRate = schedule.learningRate(at: step)
+      let learningRate = schedule.learningRate(at: step) * config.schedule.learningRateScale(stage)
       optimizer.learningRate = learningRate
       let result = try method.loss(student: model, batch: distill)
       let total = try result.total.detach().item()

@@ -71,16 +71,24 @@ public final class StudentPyramid: Module {
     super.init()
   }
 
-  /// Adapts the student's raw levels (already at the teacher's resolutions).
-  public func adapt(vision: VisionLevels, language: LanguageLevels) throws -> (VisionLevels, LanguageLevels) {
-    let v = VisionLevels(
-      maps: [try p2(vision.maps[0]), try p3(vision.maps[1]), try p4(vision.maps[2])], global: try p5(vision.global))
+  /// Adapts the student's raw levels (already at the teacher's resolutions). Only the levels
+  /// in `visionLevels` / `languageLevels` run their adapter; the others keep the raw
+  /// (student-width) tensor, which no loss may read (a shape error if one does).
+  public func adapt(
+    vision: VisionLevels, language: LanguageLevels, visionLevels: Set<Level> = Set(Level.allCases),
+    languageLevels: Set<Level> = Set(Level.allCases)
+  ) throws -> (VisionLevels, LanguageLevels) {
+    let spatial = [p2, p3, p4]
+    let maps = try (0..<3).map { i in
+      visionLevels.contains(Level(rawValue: i)!) ? try spatial[i](vision.maps[i]) : vision.maps[i]
+    }
+    let v = VisionLevels(maps: maps, global: visionLevels.contains(.global) ? try p5(vision.global) : vision.global)
     var l = language
     // Re-mask after the adapter: its bias would otherwise give padded positions a value.
-    l.tokens = try l1(language.tokens) * language.tokenMask.unsqueeze(2)
-    l.phrases = try l2(language.phrases) * language.phraseMask.unsqueeze(2)
-    l.sentence = try l3(language.sentence)
-    l.global = try l4(language.global)
+    if languageLevels.contains(.fine) { l.tokens = try l1(language.tokens) * language.tokenMask.unsqueeze(2) }
+    if languageLevels.contains(.middle) { l.phrases = try l2(language.phrases) * language.phraseMask.unsqueeze(2) }
+    if languageLevels.contains(.deep) { l.sentence = try l3(language.sentence) }
+    if languageLevels.contains(.global) { l.global = try l4(language.global) }
     return (v, l)
   }
 }

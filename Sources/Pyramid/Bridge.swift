@@ -59,10 +59,17 @@ public final class CrossModalBridge: Module {
     super.init()
   }
 
-  /// Each level of the student's (adapted) pyramids as a shared-space vector [B, P].
-  public func shared(vision: VisionLevels, language: LanguageLevels) throws -> (vision: [Tensor], language: [Tensor]) {
-    let v = try Level.allCases.map { try v2l[$0.rawValue](levelVector(vision[$0])) }
+  /// Each level of the student's (adapted) pyramids as a shared-space vector [B, P]; a level
+  /// outside `visionLevels` / `languageLevels` is not computed and holds an empty tensor.
+  public func shared(
+    vision: VisionLevels, language: LanguageLevels, visionLevels: Set<Level> = Set(Level.allCases),
+    languageLevels: Set<Level> = Set(Level.allCases)
+  ) throws -> (vision: [Tensor], language: [Tensor]) {
+    let v = try Level.allCases.map { level in
+      visionLevels.contains(level) ? try v2l[level.rawValue](levelVector(vision[level])) : try Tensor.zeros([0])
+    }
     let l = try Level.allCases.map { level in
+      guard languageLevels.contains(level) else { return try Tensor.zeros([0]) }
       let (features, mask) = language[level]
       return try l2v[level.rawValue](levelVector(features, mask: mask))
     }

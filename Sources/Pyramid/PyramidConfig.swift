@@ -12,21 +12,39 @@ public struct PyramidConfig: Codable, Equatable, Sendable {
   public var languageTaps: [Int]?
   /// Tokens per phrase window at L2.
   public var phraseWindow: Int = 3
-  /// P2 and P3 are the shallow and middle maps upsampled by these factors over the ViT grid.
+  /// The resolutions of P2–P4 (SPEC §3): `native` halves down from the ViT's own grid,
+  /// `seed` upsamples the shallow maps to 4× and 2× the grid.
+  public var ladder: PyramidLadder = .native
+  /// `seed` ladder only: P2 and P3 are the shallow and middle maps upsampled by these factors.
   public var p2Scale: Int = 4
   public var p3Scale: Int = 2
 
   enum CodingKeys: String, CodingKey {
-    case visionTaps = "vision_taps", languageTaps = "language_taps", phraseWindow = "phrase_window"
+    case visionTaps = "vision_taps", languageTaps = "language_taps", phraseWindow = "phrase_window", ladder
     case p2Scale = "p2_scale", p3Scale = "p3_scale"
   }
 
-  public init(visionTaps: [Int]? = nil, languageTaps: [Int]? = nil, phraseWindow: Int = 3, p2Scale: Int = 4, p3Scale: Int = 2) {
+  public init(
+    visionTaps: [Int]? = nil, languageTaps: [Int]? = nil, phraseWindow: Int = 3, ladder: PyramidLadder = .native,
+    p2Scale: Int = 4, p3Scale: Int = 2
+  ) {
     self.visionTaps = visionTaps
     self.languageTaps = languageTaps
     self.phraseWindow = phraseWindow
+    self.ladder = ladder
     self.p2Scale = p2Scale
     self.p3Scale = p3Scale
+  }
+
+  /// The (height, width) of P2, P3, P4 for a teacher patch grid.
+  public func levelSizes(grid: (height: Int, width: Int)) -> [(Int, Int)] {
+    switch ladder {
+    case .native:
+      // g, ⌈g/2⌉, ⌈g/4⌉: ViT-B/16 at 224 px gives 14, 7, 4.
+      return [1, 2, 4].map { f in ((grid.height + f - 1) / f, (grid.width + f - 1) / f) }
+    case .seed:
+      return [p2Scale, p3Scale, 1].map { s in (grid.height * s, grid.width * s) }
+    }
   }
 
   public init(from decoder: Decoder) throws {
@@ -34,6 +52,7 @@ public struct PyramidConfig: Codable, Equatable, Sendable {
     visionTaps = try c.decodeIfPresent([Int].self, forKey: .visionTaps)
     languageTaps = try c.decodeIfPresent([Int].self, forKey: .languageTaps)
     phraseWindow = try c.decode(.phraseWindow, default: 3)
+    ladder = try c.decode(.ladder, default: .native)
     p2Scale = try c.decode(.p2Scale, default: 4)
     p3Scale = try c.decode(.p3Scale, default: 2)
   }
@@ -51,6 +70,17 @@ public struct PyramidConfig: Codable, Equatable, Sendable {
     }
     return taps
   }
+}
+
+/// How the vision pyramid's spatial levels are sized (SPEC §3).
+public enum PyramidLadder: String, Codable, Sendable, CaseIterable {
+  /// P2 = the shallow tap on the ViT's grid g, P3 = the middle tap pooled to ⌈g/2⌉, P4 = the
+  /// deep tap pooled to ⌈g/4⌉: the halving ladder, placed where a ViT has information.
+  case native
+  /// The seed's literal sizes: P2 = 4g, P3 = 2g (bilinear upsampling), P4 = g. An upsampled
+  /// map carries no more information than the native one and costs the student's 3×3
+  /// adapters 16× and 4× the work; kept as an ablation.
+  case seed
 }
 
 /// A pyramid configuration or input that cannot work, with what to change.

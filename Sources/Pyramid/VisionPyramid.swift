@@ -4,7 +4,8 @@ import TorchNN
 
 /// The vision pyramid P2–P5 of one batch.
 public struct VisionLevels {
-  /// Spatial levels P2, P3, P4: [B, D, h, w] with P2 at `p2Scale`× and P3 at `p3Scale`× the P4 grid.
+  /// Spatial levels P2, P3, P4: [B, D, h, w] at the sizes of the configured ladder
+  /// (`PyramidConfig.levelSizes`).
   public var maps: [Tensor]
   /// P5, the global level: [B, D].
   public var global: Tensor
@@ -21,9 +22,10 @@ public struct VisionLevels {
 /// Parameter-free extraction of P2–P5 from a ViT's hidden states (the teacher side, so
 /// targets are fixed and cacheable; the student side runs the same code, then adapters).
 ///
-/// P2, P3, P4 are the patch tokens of the first three taps laid out on the patch grid; P2 and
-/// P3 are upsampled bilinearly to `p2Scale`× and `p3Scale`× the grid (ViTs have one
-/// resolution; this is how a plain ViT yields a pyramid, as ViTDet does). P5 is the mean of
+/// P2, P3, P4 are the patch tokens of the first three taps laid out on the patch grid, then
+/// sized by the ladder: `native` keeps P2 on the grid and pools P3, P4 to ⌈g/2⌉, ⌈g/4⌉ (ViTs
+/// have one resolution; pooling the deeper taps gives the halving ladder, as ViTDet does);
+/// `seed` upsamples P2, P3 bilinearly to `p2Scale`× and `p3Scale`× the grid. P5 is the mean of
 /// the fourth tap's class token and the global average of its patch tokens.
 public enum VisionPyramid {
   /// Hidden states at the taps (what the teacher cache stores): 4 tensors [B, 1 + N, D].
@@ -47,17 +49,24 @@ public enum VisionPyramid {
     return (maps, try (cls + meanPatch) * 0.5)
   }
 
-  /// Expands a compact summary into P2–P5 with P4 on `targetGrid` (the teacher's grid).
+  /// Expands a compact summary into P2–P5 at the ladder's sizes for `targetGrid` (the
+  /// teacher's grid): a larger map is average-pooled (adaptive, as a CNN pyramid would
+  /// stride), a smaller one upsampled bilinearly; a map already at its size is used as is.
   public static func expand(maps: [Tensor], global: Tensor, targetGrid: (height: Int, width: Int), config: PyramidConfig) throws
     -> VisionLevels
   {
-    let scales = [config.p2Scale, config.p3Scale, 1]
-    let levels = try zip(maps, scales).map { map, scale in
-      let size = (targetGrid.height * scale, targetGrid.width * scale)
-      if size == (map.size(2), map.size(3)) { return map }
-      return try Functional.interpolate(map, size: size, mode: .bilinear)
+    let levels = try zip(maps, config.levelSizes(grid: targetGrid)).map { map, size in
+      try resize(map, to: size)
     }
     return VisionLevels(maps: levels, global: global)
+  }
+
+  /// [B, D, h, w] → [B, D, size]: adaptive average pooling down, bilinear up.
+  static func resize(_ map: Tensor, to size: (Int, Int)) throws -> Tensor {
+    let (h, w) = (map.size(2), map.size(3))
+    if (h, w) == size { return map }
+    if size.0 <= h && size.1 <= w { return try Functional.adaptiveAvgPool2d(map, outputSize: size) }
+    return try Functional.interpolate(map, size: size, mode: .bilinear)
   }
 
   /// Builds the levels from the four tap states.

@@ -60,6 +60,15 @@ extension Torch {
 
   public static var isGradEnabled: Bool { ct_is_grad_enabled() }
 
+  /// Runs `body` with operations whose backward can itself be differentiated (double
+  /// backward, `createGraph: true`): attention runs through its math kernel, as the fused CPU
+  /// flash-attention kernel has no second derivative. Per thread; restored on exit.
+  public static func twiceDifferentiable<R>(_ body: () throws -> R) rethrows -> R {
+    let previous = ct_set_sdpa_math_only(true)
+    defer { _ = ct_set_sdpa_math_only(previous) }
+    return try body()
+  }
+
   /// Gradients of the sum of `outputs` with respect to `inputs` (`torch.autograd.grad`),
   /// nil for an input the outputs do not depend on.
   public static func gradients(

@@ -60,13 +60,34 @@ struct PyramidTests {
   }
 
   @Test(
-    "resolutions follow image and patch size (B/16 at 224 gives 56, 28, 14)", arguments: [(224, 16, 14), (64, 8, 8), (96, 16, 6)])
+    "seed ladder: resolutions follow image and patch size (B/16 at 224 gives 56, 28, 14)",
+    arguments: [(224, 16, 14), (64, 8, 8), (96, 16, 6)])
   func resolutions(_ image: Int, _ patch: Int, _ grid: Int) throws {
     let d = 8
     let state = try Tensor.randn([2, 1 + grid * grid, d])
-    let levels = try VisionPyramid.levels(taps: [state, state, state, state], grid: (grid, grid), config: PyramidConfig())
+    let levels = try VisionPyramid.levels(
+      taps: [state, state, state, state], grid: (grid, grid), config: PyramidConfig(ladder: .seed))
     #expect(levels.maps.map(\.shape) == [[2, d, 4 * grid, 4 * grid], [2, d, 2 * grid, 2 * grid], [2, d, grid, grid]])
     #expect(levels.global.shape == [2, d])
+    _ = (image, patch)
+  }
+
+  @Test(
+    "native ladder: P2 on the ViT grid g, P3 at ⌈g/2⌉, P4 at ⌈g/4⌉ (B/16 at 224 gives 14, 7, 4)",
+    arguments: [(224, 16, 14, 7, 4), (64, 8, 8, 4, 2), (96, 16, 6, 3, 2), (48, 16, 3, 2, 1)])
+  func nativeResolutions(_ image: Int, _ patch: Int, _ grid: Int, _ half: Int, _ quarter: Int) throws {
+    let d = 8
+    let state = try Tensor.randn([2, 1 + grid * grid, d])
+    let levels = try VisionPyramid.levels(taps: [state, state, state, state], grid: (grid, grid), config: PyramidConfig())
+    #expect(levels.maps.map(\.shape) == [[2, d, grid, grid], [2, d, half, half], [2, d, quarter, quarter]])
+    #expect(PyramidConfig().ladder == .native)
+    // P2 is the tap's own map; P3 and P4 are its adaptive average pools (hand-checked on P4 of
+    // the 3×3 grid: one cell, the mean of all nine patches).
+    let map = try state.narrow(dim: 1, start: 1, length: grid * grid).transpose(1, 2).reshape([2, d, grid, grid])
+    #expect(try maxAbsDiff(levels.maps[0], map) == 0)
+    if grid == 3 {
+      #expect(try maxAbsDiff(levels.maps[2].reshape([2, d]), map.mean(dims: [2, 3])) < 1e-6)
+    }
     _ = (image, patch)
   }
 
@@ -74,8 +95,11 @@ struct PyramidTests {
   func studentResampling() throws {
     let student = try Tensor.randn([2, 1 + 4 * 4, 16])
     let levels = try VisionPyramid.levels(
-      taps: [student, student, student, student], grid: (4, 4), targetGrid: (8, 8), config: PyramidConfig())
+      taps: [student, student, student, student], grid: (4, 4), targetGrid: (8, 8), config: PyramidConfig(ladder: .seed))
     #expect(levels.maps.map { $0.size(2) } == [32, 16, 8])
+    let native = try VisionPyramid.levels(
+      taps: [student, student, student, student], grid: (4, 4), targetGrid: (8, 8), config: PyramidConfig())
+    #expect(native.maps.map { $0.size(2) } == [8, 4, 2])
     let adapters = try StudentPyramid(studentWidths: (16, 12), teacherWidths: (24, 20))
     let text = try Tensor.randn([2, 6, 12])
     let mask = try Tensor.ones([2, 6])

@@ -155,6 +155,8 @@ ct_tensor ct_log_softmax(ct_tensor a, int64_t dim);
 ct_tensor ct_layer_norm(ct_tensor x, const int64_t *shape, int ndim, ct_tensor w_or_null, ct_tensor b_or_null, double eps);
 ct_tensor ct_group_norm(ct_tensor x, int64_t groups, ct_tensor w_or_null, ct_tensor b_or_null, double eps);
 ct_tensor ct_dropout(ct_tensor x, double p, bool train);
+/// Attention through the math kernel (twice differentiable) on this thread; returns the previous setting.
+bool ct_set_sdpa_math_only(bool on);
 ct_tensor ct_sdpa(ct_tensor q, ct_tensor k, ct_tensor v, ct_tensor mask_or_null, double dropout, bool is_causal, double scale, bool has_scale);
 ct_tensor ct_conv2d(ct_tensor x, ct_tensor w, ct_tensor b_or_null, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups);
 ct_tensor ct_avg_pool1d(ct_tensor x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode, bool count_include_pad);

@@ -29,31 +29,49 @@ public final class CMAPKDMethod: DistillationMethod {
 
   public func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep {
     let teacher = try batch.requireTeacher(name)
-    let step: CMAPKDStep
-    if let selector, method.config.selection == .policy {
-      let side = try method.forward(
-        student: student, head: cmapkdHead, teacher: teacher, pixels: batch.pixels, ids: batch.ids,
-        attentionMask: batch.attentionMask)
-      let weights = try selector.policyWeights(head: cmapkdHead, side: side, batch: batch)
-      step = try method.losses(side, teacher: teacher, weights: weights, stage: batch.stage)
+    let config = method.config
+    let towers = try method.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
+    let active = config.activeLevels(batch.stage)
+    let weights: LevelWeights
+    if let selector, config.selection == .policy {
+      let cells = config.pyramid.levelSizes(grid: teacher.grid).map { $0.0 * $0.1 }
+      weights = try selector.policyWeights(
+        image: towers.image, text: towers.caption, active: active, step: batch.step, stage: batch.stage,
+        levelCosts: (
+          LevelCost.vision(levelCells: cells),
+          LevelCost.language(tokens: batch.ids.size(1), window: config.pyramid.phraseWindow)
+        ))
     } else {
-      step = try method.step(
-        student: student, head: cmapkdHead, teacher: teacher, pixels: batch.pixels, ids: batch.ids,
-        attentionMask: batch.attentionMask, stage: batch.stage)
+      weights = try method.levelWeights(head: cmapkdHead, image: towers.image, text: towers.caption, active: active)
     }
+    let step = try method.step(
+      student: student, head: cmapkdHead, towers: towers, teacher: teacher, weights: weights, active: active)
+    return MethodStep(
+      loss: step.loss, total: step.total, levelWeights: step.weights,
+      metrics: try CMAPKDMethod.selectionMetrics(step).merging(selector?.metrics ?? [:]) { current, _ in current })
+  }
+
+  /// What the ALSN chose this step: batch-mean weight of each level, mean row entropies, the
+  /// spread of each level's weight across samples (std over the batch, averaged over levels:
+  /// 0 for any weighting shared by the whole batch), and how many levels ran.
+  static func selectionMetrics(_ step: CMAPKDStep) throws -> [String: Double] {
     let entropies = try step.weights.entropies()
     let means = try step.weights.means()
+    func spread(_ w: Tensor) throws -> Double {
+      w.size(0) > 1 ? try w.detach().flatten(start: 1).std(dims: [0]).mean().item() : 0
+    }
     var metrics = [
       "alsn/entropy_vision": entropies.vision, "alsn/entropy_language": entropies.language,
       "alsn/entropy_coupling": entropies.coupling,
+      "alsn/spread_vision": try spread(step.weights.vision), "alsn/spread_language": try spread(step.weights.language),
+      "alsn/spread_coupling": try spread(step.weights.coupling),
+      "alsn/levels_computed": Double(step.computed.vision.count + step.computed.language.count),
     ]
     for level in Level.allCases {
       metrics["alsn/\(level.visionName)"] = means.vision[level.rawValue]
       metrics["alsn/\(level.languageName)"] = means.language[level.rawValue]
     }
-    // The selector's latest update (loss, credits or reward) rides along with the next step.
-    metrics.merge(selector?.metrics ?? [:]) { current, _ in current }
-    return MethodStep(loss: step.loss, total: step.total, levelWeights: step.weights, metrics: metrics)
+    return metrics
   }
 
   public func afterStep(student: CLIPModel, batch: DistillBatch, result: MethodStep, context: StepContext) throws {
