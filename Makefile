@@ -5,7 +5,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 ## make demo: the whole comparison on the embedded benchmark — teacher, every method, report.
 ## make demo-quick: the same at smoke-test size (about 3 minutes).
-.PHONY: demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-distill bench-data format clean
+.PHONY: compare demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-distill bench-data format clean
 
 ## make test: the whole suite in debug, then again optimised, where Swift may release a
 ## temporary before a C call that uses its handle (what the lifetime tests guard). CI runs this.
@@ -25,6 +25,13 @@ demo: bootstrap
 demo-quick: bootstrap
 	$(SWIFT) build -c release --product cmapkd
 	"$$($(SWIFT) build -c release --show-bin-path)/cmapkd" demo --quick $(DEMO_ARGS)
+
+## make compare: every method × seeds 0, 1, 2 and every ablation × seeds 0, 1, 2 from the demo's
+## teacher and cache (configs/compare.yaml), then docs/results.md. COMPARE_ARGS="--part methods"
+## or "--part ablations" runs one half; finished runs are reused, killed ones resume.
+compare: bootstrap
+	$(SWIFT) build -c release --product cmapkd
+	"$$($(SWIFT) build -c release --show-bin-path)/cmapkd" compare --config configs/demo.yaml --config configs/compare.yaml --seeds 0,1,2 $(COMPARE_ARGS)
 
 build: bootstrap
 	$(SWIFT) build

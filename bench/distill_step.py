@@ -37,7 +37,7 @@ from transformers import CLIPConfig, CLIPModel
 LEVELS = range(4)
 TAU = 0.07
 LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.5, relation=0.3, layer_relation=0.3, task=1.0)
-PHRASE_WINDOW, P2_SCALE, P3_SCALE = 3, 4, 2
+PHRASE_WINDOW = 3
 
 
 # --- The head: adapters, bridge, ALSN (Sources/Pyramid, Sources/Distillation/ALSN.swift key names).
@@ -98,10 +98,10 @@ class ALSN(nn.Module):
         self.log_temperature = nn.Parameter(torch.zeros(()))
 
     def forward(self, image, text):
-        """Every level active (the fine stage): softmax(sigmoid(head) / T) per head."""
+        """Every level active (the fine stage): softmax(head / T) per head (no sigmoid cap)."""
         h = self.dropout(F.gelu(self.encoder2(self.dropout(F.gelu(self.encoder1(torch.cat([image.detach(), text.detach()], 1)))))))
         t = self.log_temperature.exp()
-        return [(head(h).sigmoid() / t).softmax(-1) for head in (self.vision_head, self.language_head, self.coupling_head)]
+        return [(head(h) / t).softmax(-1) for head in (self.vision_head, self.language_head, self.coupling_head)]
 
 
 class Head(nn.Module):
@@ -133,9 +133,16 @@ def vision_levels(hidden_states, grid, target):
     b, _, d = taps[0].shape
     maps = [t[:, 1:1 + grid * grid].transpose(1, 2).reshape(b, d, grid, grid) for t in taps[:3]]
     out = []
-    for m, scale in zip(maps, (P2_SCALE, P3_SCALE, 1)):
-        size = target * scale
-        out.append(m if m.shape[-1] == size else F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False))
+    # The native ladder (the default): P2 on the teacher's grid g, P3 at ceil(g/2), P4 at ceil(g/4);
+    # larger maps are adaptive-average-pooled, smaller ones upsampled bilinearly.
+    for m, factor in zip(maps, (1, 2, 4)):
+        size = -(-target // factor)
+        if m.shape[-1] == size:
+            out.append(m)
+        elif m.shape[-1] > size:
+            out.append(F.adaptive_avg_pool2d(m, (size, size)))
+        else:
+            out.append(F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False))
     last = taps[3]
     return out + [(last[:, 0] + last[:, 1:].mean(1)) * 0.5]
 
@@ -217,7 +224,10 @@ class Step:
             shared_v = [t.visual_projection(t.vision_model.post_layernorm(level_vector(vision[i]))) for i in LEVELS]
             shared_l = [t.text_projection(t.text_model.final_layer_norm(level_vector(language[i], masks[i] if i < 2 else None)))
                         for i in LEVELS]
-        return dict(grid=grid, vision=vision, language=language, masks=masks, shared_v=shared_v, shared_l=shared_l)
+            image = t.visual_projection(v.pooler_output)
+            caption = t.text_projection(x.pooler_output)
+        return dict(grid=grid, vision=vision, language=language, masks=masks, shared_v=shared_v, shared_l=shared_l,
+                    image=image, caption=caption)
 
     def loss(self, pixels, ids, mask, tf):
         s, head = self.student, self.head
@@ -245,15 +255,16 @@ class Step:
             else:
                 per = per_sample_mse(sl[i], tf["language"][i])
             terms.append(LAMBDAS["intra_l"] * (per * wl[:, i]).mean())
-        terms.append(LAMBDAS["align"] * 0.5 * info_nce(shared_v[3], tf["shared_l"][3]))
-        terms.append(LAMBDAS["align"] * 0.5 * info_nce(tf["shared_v"][3], shared_l[3]))
+        # The global terms act on the deployed embeddings (SPEC section 5).
+        terms.append(LAMBDAS["align"] * 0.5 * info_nce(image, tf["caption"]))
+        terms.append(LAMBDAS["align"] * 0.5 * info_nce(tf["image"], caption))
         for i in LEVELS:
             for j in LEVELS:
                 st = cosine(shared_v[i], shared_l[j]) / TAU
                 tt = cosine(tf["shared_v"][i], tf["shared_l"][j]) / TAU
                 kl = (row_kl(tt, st) + row_kl(tt.T, st.T)) * 0.5
                 terms.append(LAMBDAS["pyramid"] * (kl * wc[:, i, j]).mean())
-        for a, b in ((shared_v[3], tf["shared_v"][3]), (shared_l[3], tf["shared_l"][3])):
+        for a, b in ((image, tf["image"]), (caption, tf["caption"])):
             terms.append(LAMBDAS["relation"] * (cosine(a, a) - cosine(b, b)).square().mean() / 2)
         for a, b in ((shared_v, tf["shared_v"]), (shared_l, tf["shared_l"])):
             terms.append(LAMBDAS["layer_relation"] * (level_correlation(a) - level_correlation(b)).square().mean() / 2)

@@ -26,20 +26,7 @@ public enum DemoRunner {
     )
 
     // 2. The teacher, reused when its settings are unchanged.
-    var teacherConfig = base
-    teacherConfig.runDir = "\(root)/teacher"
-    teacherConfig.name = "teacher"
-    let key = try teacherKey(teacherConfig)
-    let keyPath = "\(root)/teacher/teacher-key.json"
-    if FileManager.default.fileExists(atPath: "\(root)/teacher/results.json"),
-      (try? String(contentsOfFile: keyPath, encoding: .utf8)) == key
-    {
-      say("== teacher: reusing \(root)/teacher (trained earlier with the same settings; delete the folder to retrain)")
-    } else {
-      say("== teacher: training \(base.teacher.preset ?? base.teacher.config ?? "") for \(base.teacherTraining.steps) steps")
-      _ = try Trainer(config: teacherConfig, kind: .teacher).run()
-      try AtomicFile.write(key, to: keyPath)
-    }
+    try ensureTeacher(base)
 
     // 3. One student per method, same budget, same seed, same data order; the teacher cache
     // fills on the first method that needs the teacher and serves the rest.
@@ -88,6 +75,28 @@ public enum DemoRunner {
     print(String(format: "demo finished in %.1f min", Date().timeIntervalSince(started) / 60))
   }
 
+  /// Trains the teacher into `<output_dir>/teacher`, or reuses the one an earlier demo or
+  /// comparison trained there with the same settings; returns its folder.
+  @discardableResult
+  public static func ensureTeacher(_ base: ExperimentConfig) throws -> String {
+    let root = base.outputDir
+    var teacherConfig = base
+    teacherConfig.runDir = "\(root)/teacher"
+    teacherConfig.name = "teacher"
+    let key = try teacherKey(teacherConfig)
+    let keyPath = "\(root)/teacher/teacher-key.json"
+    if FileManager.default.fileExists(atPath: "\(root)/teacher/results.json"),
+      (try? String(contentsOfFile: keyPath, encoding: .utf8)) == key
+    {
+      say("== teacher: reusing \(root)/teacher (trained earlier with the same settings; delete the folder to retrain)")
+    } else {
+      say("== teacher: training \(base.teacher.preset ?? base.teacher.config ?? "") for \(base.teacherTraining.steps) steps")
+      _ = try Trainer(config: teacherConfig, kind: .teacher).run()
+      try AtomicFile.write(key, to: keyPath)
+    }
+    return "\(root)/teacher"
+  }
+
   /// What the teacher's weights depend on; a re-run with the same key reuses them.
   static func teacherKey(_ config: ExperimentConfig) throws -> String {
     struct Key: Codable {
@@ -115,6 +124,7 @@ public enum DemoRunner {
 public enum Ablations {
   public static let variants = [
     "full", "no_visual_pyramid", "no_language_hierarchy", "no_adaptive_selection", "no_cross_modal_alignment", "one_stage",
+    "seed_ladder",
   ]
 
   public static func run(files: [String], overrides: [String], seeds: [Int], only: [String]?) throws {

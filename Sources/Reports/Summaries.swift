@@ -131,6 +131,7 @@ public enum AblationVariant: String, Codable, CaseIterable, Sendable {
   case noAdaptiveSelection = "no_adaptive_selection"
   case noCrossModalAlignment = "no_cross_modal_alignment"
   case oneStage = "one_stage"
+  case seedLadder = "seed_ladder"
 
   public var label: String {
     switch self {
@@ -140,6 +141,7 @@ public enum AblationVariant: String, Codable, CaseIterable, Sendable {
     case .noAdaptiveSelection: "w/o adaptive selection"
     case .noCrossModalAlignment: "w/o cross-modal alignment"
     case .oneStage: "One-stage (not progressive)"
+    case .seedLadder: "Seed ladder (P2, P3 upsampled 4×, 2×)"
     }
   }
 }

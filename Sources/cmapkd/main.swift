@@ -21,8 +21,8 @@ struct CMAPKDCommand: ParsableCommand {
         cmapkd report runs/demo/teacher runs/demo/cmapkd runs/demo/kd --out runs/demo
       """,
     subcommands: [
-      DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Report.self, Demo.self,
-      Bench.self,
+      DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Compare.self, Report.self,
+      Demo.self, Bench.self,
     ])
 
   static func main() {
@@ -189,6 +189,48 @@ struct Ablate: ParsableCommand {
     try Ablations.run(
       files: options.config.isEmpty ? ["configs/demo.yaml"] : options.config, overrides: options.overrides, seeds: seedList,
       only: only.map { $0.split(separator: ",").map(String.init) })
+  }
+}
+
+struct Compare: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Every method and every ablation over seeds from one teacher and one cache; writes docs/results.md.",
+    discussion: """
+      Finished runs are reused and killed ones resume, so the command can be stopped and run again.
+      Examples:
+        cmapkd compare --config configs/demo.yaml --config configs/compare.yaml --seeds 0,1,2 --part methods
+        cmapkd compare --config configs/demo.yaml --config configs/compare.yaml --part ablations
+        cmapkd compare --config configs/demo.yaml --config configs/compare.yaml --report-only
+      """)
+  @OptionGroup var options: ConfigOptions
+  @Option(help: "Comma-separated seeds.") var seeds = "0,1,2"
+  @Option(help: "methods, ablations or all.") var part = "all"
+  @Option(help: "Comma-separated methods (default: all).") var methods: String?
+  @Option(help: "Comma-separated ablations (default: every file in configs/ablations).") var ablations: String?
+  @Option(help: "Folder for the runs (default: <output_dir>/compare).") var root: String?
+  @Option(help: "The report to write.") var out = "docs/results.md"
+  @Flag(help: "Only rewrite the report from finished runs.") var reportOnly = false
+
+  func validate() throws {
+    guard ["methods", "ablations", "all"].contains(part) else {
+      throw ValidationError("--part must be methods, ablations or all, not '\(part)'")
+    }
+  }
+
+  func run() throws {
+    let seedList = try seeds.split(separator: ",").map { s -> Int in
+      guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--seeds: '\(s)' is not an integer") }
+      return v
+    }
+    func list(_ s: String?) -> [String]? { s.map { $0.split(separator: ",").map(String.init) } }
+    let files = options.config.isEmpty ? ["configs/demo.yaml", "configs/compare.yaml"] : options.config
+    var plan = Comparison.Plan(
+      files: files, overrides: options.overrides, seeds: seedList,
+      methods: part == "ablations" ? (methods == nil ? ["cmapkd"] : list(methods)!) : list(methods) ?? Comparison.allMethods,
+      ablations: part == "methods" ? [] : list(ablations) ?? Ablations.variants, root: root, report: out,
+      command: (["cmapkd"] + CommandLine.arguments.dropFirst().map { $0.contains(" ") ? "'\($0)'" : $0 }).joined(separator: " "))
+    plan.reportOnly = reportOnly
+    try Comparison.run(plan)
   }
 }
 

@@ -5,8 +5,10 @@
 //
 //   DistillBench cache [--batch 64] [--rounds 10] [--steps 3] [--warmup 2] [--threads 2] [--quick] [--out bench/out]
 //       the teacher computed live (TeacherFeatures.compute) vs read from a warm TeacherCache,
-//       rounds alternated; then the cost of one `gating` selector update and of one held-out
-//       evaluation (the `policy` reward). Prints medians and ratios; writes <out>/distill_cache.json.
+//       rounds alternated; then the cost of one `gating` selector update (per-sample look-ahead
+//       credits) and of one held-out evaluation; a no-distillation step against the cached
+//       CMAPKD step with the selector amortised (K = 10); and a step with four unweighted levels
+//       computed anyway vs skipped. Prints medians and ratios; writes <out>/distill_cache.json.
 //   DistillBench export --out DIR
 //       writes the benchmark's teacher and student (the presets, CLIP's training initialisation,
 //       seed 0) as Hugging Face folders DIR/teacher and DIR/student, for bench/distill_step.py.
@@ -207,6 +209,48 @@ func cacheBenchmark() throws {
     }
   }
 
+  // The baseline every method is paid against: a no-distillation step (the student's CLIP
+  // loss, backward, AdamW over the student alone), interleaved with cached CMAPKD steps.
+  let plainOptimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
+  func plainStep() throws -> Double {
+    try seconds {
+      let image = try student.encodeImage(batch.pixels)
+      let text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
+      let loss = try Losses.clip(images: image, texts: text, logitScale: student.logitScale)
+      try loss.backward()
+      try plainOptimizer.step()
+      try plainOptimizer.zeroGrad()
+    }
+  }
+  // Level skipping: manual weights with no weight on P2, P3, L1, L2, computed anyway
+  // (skip_threshold 0) vs skipped (the default threshold).
+  func skippingStep(threshold: Double) throws -> Double {
+    var config = CMAPKDConfig(selection: .manual)
+    config.manualVision = [0, 0, 1, 1]
+    config.manualLanguage = [0, 0, 1, 1]
+    config.manualCoupling = (0..<16).map { ($0 / 4 >= 2 && $0 % 4 >= 2) ? 1 : 0 }
+    config.skipThreshold = threshold
+    let features = try cache.features(for: keys)!
+    return try seconds {
+      let step = try CMAPKD(config).step(
+        student: student, head: bench.head, teacher: features, pixels: batch.pixels, ids: batch.ids,
+        attentionMask: batch.attentionMask, stage: .fine)
+      try step.total.backward()
+      try bench.optimizer.step()
+      try bench.optimizer.zeroGrad()
+    }
+  }
+  var plainTimes: [Double] = [], cachedAgain: [Double] = [], allLevels: [Double] = [], skipped: [Double] = []
+  for i in 0..<(quick ? 3 : 12) {
+    let p = try plainStep(), c = try cached(), a = try skippingStep(threshold: 0), k = try skippingStep(threshold: 0.02)
+    if i > 0 {
+      plainTimes.append(p)
+      cachedAgain.append(c)
+      allLevels.append(a)
+      skipped.append(k)
+    }
+  }
+
   let l = median(liveTimes), c = median(cacheTimes), g = median(selectorTimes), e = median(evalTimes)
   let loadAfter = loadAverage()
   print(
@@ -227,7 +271,18 @@ func cacheBenchmark() throws {
     String(
       format: "gating selector update: median %.1f ms = %.2f cached steps (every K = 10 steps: +%.0f %%)", g * 1e3, g / c,
       10 * g / c))
-  print(String(format: "held-out evaluation (policy reward): median %.1f ms = %.2f cached steps", e * 1e3, e / c))
+  print(String(format: "held-out evaluation: median %.1f ms = %.2f cached steps", e * 1e3, e / c))
+  let none = median(plainTimes), cachedStep = median(cachedAgain)
+  let amortised = cachedStep + g / 10
+  print(
+    String(
+      format:
+        "no-distillation step: median %.1f ms; cached CMAPKD step %.1f ms (+ gating update / K=10: %.1f ms) → ratio cmapkd/none %.3f (without the selector %.3f)",
+      none * 1e3, cachedStep * 1e3, amortised * 1e3, amortised / none, cachedStep / none))
+  print(
+    String(
+      format: "level skipping (P2, P3, L1, L2 unweighted): computed anyway %.1f ms, skipped %.1f ms → ratio skipped/all %.3f",
+      median(allLevels) * 1e3, median(skipped) * 1e3, median(skipped) / median(allLevels)))
   let cores = ProcessInfo.processInfo.activeProcessorCount
   print("load average (1/5/15 min) before: \(loadBefore)  after: \(loadAfter)  cores: \(cores)")
 
@@ -239,7 +294,10 @@ func cacheBenchmark() throws {
     "gating_update_ms": selectorTimes.map { $0 * 1e3 }, "heldout_eval_ms": evalTimes.map { $0 * 1e3 },
     "teacher_forward_ms": forwardTimes.map { $0 * 1e3 }, "cache_read_ms": readTimes.map { $0 * 1e3 }, "step_losses": losses,
     "cache_bytes": cache.bytesOnDisk, "load_average_before": loadBefore, "load_average_after": loadAfter,
-    "cores": cores,
+    "cores": cores, "none_step_ms": plainTimes.map { $0 * 1e3 }, "cache_step_again_ms": cachedAgain.map { $0 * 1e3 },
+    "ratio_cmapkd_over_none_selector_amortised": amortised / none, "ratio_cmapkd_over_none": cachedStep / none,
+    "skip_all_levels_ms": allLevels.map { $0 * 1e3 }, "skip_skipped_ms": skipped.map { $0 * 1e3 },
+    "ratio_skipped_over_all": median(skipped) / median(allLevels),
   ]
   let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
   try data.write(to: URL(fileURLWithPath: "\(out)/distill_cache.json"))
