@@ -118,6 +118,19 @@ public enum ReportBuilder {
             fileName: "level_weights.svg",
             chart: LineChart(title: "CMAPKD: mean ALSN level weights over training", yLabel: "mean weight", series: series)))
       }
+      // Whether the selection is per sample: the std of each level's weight across the batch
+      // (0 for any weighting shared by the whole batch), next to the mean entropies.
+      let selection = ["spread_vision", "spread_language", "spread_coupling", "entropy_vision", "entropy_language"].map {
+        (key: String) in ChartSeries.metric("alsn/\(key)", in: cmapkd.1, name: key, dashed: key.hasPrefix("entropy"))
+      }
+      if selection.contains(where: { !$0.xs.isEmpty }) {
+        charts.append(
+          ReportChart(
+            fileName: "selection.svg",
+            chart: LineChart(
+              title: "CMAPKD: spread of the level weights across samples (std) and mean entropy (nats)", yLabel: "",
+              series: selection)))
+      }
     }
     return charts
   }
