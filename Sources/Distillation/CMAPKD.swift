@@ -13,10 +13,13 @@ public struct LossWeights: Codable, Equatable, Sendable {
   public var relation = 0.3
   public var layerRelation = 0.3
   public var task = 1.0
+  /// Feature distillation of the deployed embeddings, MSE(ŝ, t̂) of the L2-normalised image and
+  /// text embeddings (CLIP-KD's FD, which uses 2000); 0 (off) by default, not part of SPEC §5.
+  public var embedding = 0.0
 
   enum CodingKeys: String, CodingKey {
     case intraVision = "intra_vision", intraLanguage = "intra_language", align, pyramid, relation
-    case layerRelation = "layer_relation", task
+    case layerRelation = "layer_relation", task, embedding
   }
 
   public init() {}
@@ -31,6 +34,7 @@ public struct LossWeights: Codable, Equatable, Sendable {
     relation = try c.decode(.relation, default: d.relation)
     layerRelation = try c.decode(.layerRelation, default: d.layerRelation)
     task = try c.decode(.task, default: d.task)
+    embedding = try c.decode(.embedding, default: d.embedding)
   }
 }
 
@@ -303,6 +307,15 @@ public struct CMAPKD {
       try Losses.deployedAlignment(
         studentImage: side.image, studentText: side.caption, teacherImage: teacher.imageEmbedding,
         teacherText: teacher.textEmbedding, temperature: config.temperature)
+    }
+    try add(lambdas.embedding, "embedding") {
+      guard side.image.size(1) == teacher.imageEmbedding.size(1) else {
+        throw PyramidError(
+          "lambdas.embedding: the student's joint space (\(side.image.size(1))) differs from the teacher's (\(teacher.imageEmbedding.size(1))); set it to 0")
+      }
+      return try CLIPKDMethod.featureDistillation(
+        studentImage: side.image, studentText: side.caption, teacherImage: teacher.imageEmbedding,
+        teacherText: teacher.textEmbedding)
     }
     try add(lambdas.pyramid, "pyramid") {
       try Losses.pyramidAlignment(
