@@ -235,11 +235,15 @@ struct ComparisonReport {
 
   func ablationSection() -> [String] {
     var md = ["## Ablations", ""]
-    md.append("| Variant | Seeds | Mean R | Δ vs full | T→I R@1 | I→T R@1 | Val. Δ last fifth | Time / run |")
+    md.append("| Variant | Seeds | Mean R | Δ vs full (same seeds) | T→I R@1 | I→T R@1 | Val. Δ last fifth | Time / run |")
     md.append("|---|---|---|---|---|---|---|---|")
-    let full = MeanStd(Self.values(ablations.first { $0.0 == "full" }?.1 ?? [], MetricKey.meanRecall))?.mean
+    let fullRuns = ablations.first { $0.0 == "full" }?.1 ?? []
     for (variant, runs) in ablations {
       let mean = MeanStd(Self.values(runs, MetricKey.meanRecall))?.mean
+      // Against the full method over the seeds this variant has: a one-seed variant is
+      // compared with the full method's run of that seed, not with its 3-seed mean.
+      let seeds = Set(runs.map(\.results.seed))
+      let full = MeanStd(Self.values(fullRuns.filter { seeds.contains($0.results.seed) }, MetricKey.meanRecall))?.mean
       let delta = zip2(mean, full).map { String(format: "%+.1f", 100 * ($0 - $1)) } ?? "–"
       let change = Self.lastFifthChange(runs).map { String(format: "%+.1f", 100 * $0) } ?? "–"
       let time = MeanStd(runs.map(\.results.wallTimeSeconds))?.formatted(scale: 1, decimals: 0) ?? "–"
