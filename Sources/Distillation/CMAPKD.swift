@@ -326,25 +326,19 @@ public struct CMAPKD {
       try Losses.sampleRelation(student: [side.image, side.caption], teacher: [teacher.imageEmbedding, teacher.textEmbedding])
     }
     try add(lambdas.layerRelation, "layer_relation") {
-      var relation = LossParts()
-      let v = Level.allCases.filter { activeVision.contains($0) }.map(\.rawValue)
-      let l = Level.allCases.filter { activeLanguage.contains($0) }.map(\.rawValue)
       // One level has no relation to another: a modality with one level sits this term out.
       var student: [[Tensor]] = [], target: [[Tensor]] = [], names: [String] = []
-      if v.count > 1 {
-        student.append(v.map { shared.vision[$0] })
-        target.append(v.map { teacher.sharedVision[$0] })
-        names.append("vision")
+      for (name, active, s, t) in [
+        ("vision", activeVision, shared.vision, teacher.sharedVision),
+        ("language", activeLanguage, shared.language, teacher.sharedLanguage),
+      ] {
+        let levels = Level.allCases.filter { active.contains($0) }.map(\.rawValue)
+        guard levels.count > 1 else { continue }
+        student.append(levels.map { s[$0] })
+        target.append(levels.map { t[$0] })
+        names.append(name)
       }
-      if l.count > 1 {
-        student.append(l.map { shared.language[$0] })
-        target.append(l.map { teacher.sharedLanguage[$0] })
-        names.append("language")
-      }
-      for (name, (s, t)) in zip(names, zip(student, target)) {
-        relation.add(name, try Losses.layerRelation(student: [s], teacher: [t]).sum()! * (1 / Double(max(names.count, 1))))
-      }
-      return relation
+      return try Losses.layerRelation(student: student, teacher: target, names: names)
     }
     try add(lambdas.task, "task") {
       var task = LossParts()

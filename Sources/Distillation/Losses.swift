@@ -143,11 +143,16 @@ public enum Losses {
   /// Layer relation: for each sample the 4×4 matrix of cosine similarities between its
   /// pyramid levels (in the shared space); mean squared difference teacher vs student,
   /// averaged over the modalities given.
-  public static func layerRelation(student: [[Tensor]], teacher: [[Tensor]]) throws -> LossParts {
+  /// - Parameters:
+  ///   - names: the part name of each modality given (a modality with one level is left out by
+  ///     the caller, so the second list is not always the language's).
+  public static func layerRelation(student: [[Tensor]], teacher: [[Tensor]], names: [String] = ["vision", "language"]) throws
+    -> LossParts
+  {
     var parts = LossParts()
     for (index, (s, t)) in zip(student, teacher).enumerated() {
       parts.add(
-        ["vision", "language"][min(index, 1)],
+        names[min(index, names.count - 1)],
         try (levelCorrelation(s) - levelCorrelation(t)).square().mean() / Double(student.count))
     }
     return parts
