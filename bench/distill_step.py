@@ -193,9 +193,9 @@ def cosine(a, b):
     return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
 
 
-def row_kl(t, s):
-    log_p, log_q = t.log_softmax(1), s.log_softmax(1)
-    return (log_p.exp() * (log_p - log_q)).sum(1)
+def row_kl(t, s, dim=1):
+    log_p, log_q = t.log_softmax(dim), s.log_softmax(dim)
+    return (log_p.exp() * (log_p - log_q)).sum(dim)
 
 
 def level_correlation(levels):
@@ -258,12 +258,14 @@ class Step:
         # The global terms act on the deployed embeddings (SPEC section 5).
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(image, tf["caption"]))
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(tf["image"], caption))
-        for i in LEVELS:
-            for j in LEVELS:
-                st = cosine(shared_v[i], shared_l[j]) / TAU
-                tt = cosine(tf["shared_v"][i], tf["shared_l"][j]) / TAU
-                kl = (row_kl(tt, st) + row_kl(tt.T, st.T)) * 0.5
-                terms.append(LAMBDAS["pyramid"] * (kl * wc[:, i, j]).mean())
+        # Every (i, j) pair at once, as Losses.pyramidAlignment: [4, 4, B, B] similarities.
+        def pairs(v, l):
+            v, l = F.normalize(torch.stack(v), dim=-1), F.normalize(torch.stack(l), dim=-1)
+            return v.unsqueeze(1) @ l.transpose(1, 2).unsqueeze(0) / TAU
+        st, tt = pairs(shared_v, shared_l), pairs(tf["shared_v"], tf["shared_l"])
+        kl = (row_kl(tt, st, 3) + row_kl(tt, st, 2)) * 0.5  # [4, 4, B]
+        per_pair = (kl * wc.permute(1, 2, 0)).mean(2)
+        terms.extend(LAMBDAS["pyramid"] * per_pair.flatten())
         for a, b in ((image, tf["image"]), (caption, tf["caption"])):
             terms.append(LAMBDAS["relation"] * (cosine(a, a) - cosine(b, b)).square().mean() / 2)
         for a, b in ((shared_v, tf["shared_v"]), (shared_l, tf["shared_l"])):

@@ -100,25 +100,42 @@ public enum Losses {
     coupling: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>, temperature: Double = 0.07
   ) throws -> LossParts {
     var parts = LossParts()
-    for i in Level.allCases where activeVision.contains(i) {
-      for j in Level.allCases where activeLanguage.contains(j) {
-        let s = try cosine(student.vision[i.rawValue], student.language[j.rawValue]) / temperature  // [B, B]
-        let t = try cosine(teacher.vision[i.rawValue], teacher.language[j.rawValue]) / temperature
-        let perImage = try rowKL(teacher: t, student: s)  // [B]
-        let perText = try rowKL(teacher: t.transpose(0, 1), student: s.transpose(0, 1))
-        let alpha = try coupling.select(dim: 1, index: i.rawValue).select(dim: 1, index: j.rawValue)  // [B]
-        // Sample b weights its own image row and its own text column.
-        parts.add("\(i.visionName)-\(j.languageName)", try ((perImage + perText) * 0.5 * alpha).mean())
+    let visionLevels = Level.allCases.filter { activeVision.contains($0) }
+    let languageLevels = Level.allCases.filter { activeLanguage.contains($0) }
+    guard !visionLevels.isEmpty, !languageLevels.isEmpty else { return parts }
+    // Every pair (i, j) at once: 16 pairs one by one were ~1300 small autograd ops per step,
+    // most of CMAPKD's overhead at the demo's sizes; batched they are a few dozen.
+    func unit(_ levels: [Tensor], _ chosen: [Level]) throws -> Tensor {
+      try Functional.normalize(Tensor.stack(chosen.map { levels[$0.rawValue] }))  // [I, B, P]
+    }
+    func similarities(_ v: Tensor, _ l: Tensor) throws -> Tensor {
+      try v.unsqueeze(1).matmul(l.transpose(1, 2).unsqueeze(0)) / temperature  // [I, J, B, B]
+    }
+    let s = try similarities(unit(student.vision, visionLevels), unit(student.language, languageLevels))
+    let t = try similarities(unit(teacher.vision, visionLevels), unit(teacher.language, languageLevels))
+    let perImage = try rowKL(teacher: t, student: s, dim: 3)  // [I, J, B]: image b's row
+    let perText = try rowKL(teacher: t, student: s, dim: 2)  // [I, J, B]: text b's column
+    let alpha = try coupling
+      .indexSelect(dim: 1, index: Tensor(visionLevels.map { Int64($0.rawValue) }).to(coupling.device))
+      .indexSelect(dim: 2, index: Tensor(languageLevels.map { Int64($0.rawValue) }).to(coupling.device))
+      .permute([1, 2, 0])  // [I, J, B]
+    // Sample b weights its own image row and its own text column.
+    let perPair = try ((perImage + perText) * 0.5 * alpha).mean(dim: 2)  // [I, J]
+    for (a, i) in visionLevels.enumerated() {
+      let row = try perPair.select(dim: 0, index: a)
+      for (b, j) in languageLevels.enumerated() {
+        parts.add("\(i.visionName)-\(j.languageName)", try row.select(dim: 0, index: b))
       }
     }
     return parts
   }
 
-  /// KL(softmax(t) ‖ softmax(s)) of each row: [B, B] → [B].
-  static func rowKL(teacher t: Tensor, student s: Tensor) throws -> Tensor {
-    let logP = try t.logSoftmax(dim: 1)
-    let logQ = try s.logSoftmax(dim: 1)
-    return try (logP.exp() * (logP - logQ)).sum(dim: 1)
+  /// KL(softmax(t) ‖ softmax(s)) along `dim`, which the result drops: [B, B] → [B] by rows
+  /// with dim 1 (columns with dim 0).
+  static func rowKL(teacher t: Tensor, student s: Tensor, dim: Int = 1) throws -> Tensor {
+    let logP = try t.logSoftmax(dim: dim)
+    let logQ = try s.logSoftmax(dim: dim)
+    return try (logP.exp() * (logP - logQ)).sum(dim: dim)
   }
 
   /// Cosine similarity matrix [B, B] of the rows of a and b.

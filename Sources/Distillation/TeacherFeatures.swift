@@ -41,7 +41,10 @@ public struct TeacherFeatures {
     try Torch.noGrad {
       let vision = try teacher.visionModel(pixels)
       let text = try teacher.textModel(ids, attentionMask: attentionMask)
-      let (maps, global) = try VisionPyramid.compact(taps: VisionPyramid.taps(vision, config: pyramid), grid: vision.grid)
+      let (views, global) = try VisionPyramid.compact(taps: VisionPyramid.taps(vision, config: pyramid), grid: vision.grid)
+      // Contiguous, as the cache gives them back: a loss reduces a strided view in another
+      // order, and live and cached features must train to the same bits.
+      let maps = try views.map { try $0.contiguous() }
       let language = try LanguageHierarchy.compact(
         taps: LanguageHierarchy.taps(text, config: pyramid), attentionMask: text.attentionMask,
         pooledPositions: text.pooledPositions)

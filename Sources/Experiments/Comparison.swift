@@ -66,6 +66,7 @@ public enum Comparison {
       index += 1
       let dir = config.resolvedRunDirectory
       if FileManager.default.fileExists(atPath: "\(dir)/results.json") {
+        try requireSameSettings(config, savedIn: dir)
         say("== [\(index)/\(total)] \(config.name): finished earlier, reusing \(dir)")
         return
       }
@@ -111,6 +112,65 @@ public enum Comparison {
       ablations: plan.ablations.map { ($0, try finished(ablationRuns[$0] ?? [])) }
     ).write()
     print(text)
+  }
+
+  /// A finished run is reused only when it was trained with the planned settings (its name
+  /// and folder aside): a default changed since it ran must not pass old numbers off as new.
+  public static func requireSameSettings(_ planned: ExperimentConfig, savedIn dir: String) throws {
+    let file = "\(dir)/config.yaml"
+    guard FileManager.default.fileExists(atPath: file) else { return }
+    // The saved text, not the saved file decoded: decoding would fill a key added since the
+    // run with today's default, which need not be what the run trained with.
+    var planned = planned
+    (planned.name, planned.runDir) = ("", nil)
+    let saved = try String(contentsOfFile: file, encoding: .utf8)
+    // Another method's settings section does not change this run.
+    let method = planned.method.name
+    let differences = settingDifferences(saved, try ConfigLoader.yaml(planned)).filter {
+      !$0.hasPrefix("name:") && !$0.hasPrefix("run_dir:")
+        && (!$0.hasPrefix("method.") || $0.hasPrefix("method.name:") || $0.hasPrefix("method.\(method)."))
+    }
+    guard !differences.isEmpty else { return }
+    throw ConfigError(
+      "\(dir) finished with other settings than this comparison plans "
+        + "(\(differences.prefix(3).joined(separator: "; "))); "
+        + "move it aside or delete it to train it again")
+  }
+
+  /// The settings two YAML documents disagree on, as `key: was → now` (flattened by indentation).
+  public static func settingDifferences(_ saved: String, _ planned: String) -> [String] {
+    let a = flattened(saved), b = flattened(planned)
+    return (Set(a.keys).union(b.keys)).sorted().compactMap { key in
+      a[key] == b[key] ? nil : "\(key): \(a[key] ?? "absent") → \(b[key] ?? "absent")"
+    }
+  }
+
+  /// `dotted.key.path → value` for each scalar line of a block-style YAML document; list items
+  /// are numbered under their key.
+  static func flattened(_ yaml: String) -> [String: String] {
+    var stack: [(indent: Int, key: String)] = []
+    var out: [String: String] = [:]
+    var items: [String: Int] = [:]
+    for raw in yaml.split(separator: "\n") {
+      let line = String(raw)
+      let indent = line.prefix { $0 == " " }.count
+      let body = line.trimmingCharacters(in: .whitespaces)
+      guard !body.isEmpty, !body.hasPrefix("#") else { continue }
+      if body.hasPrefix("- ") || body == "-" {
+        let parent = stack.map(\.key).joined(separator: ".")  // the key the list follows
+        let n = items[parent, default: 0]
+        items[parent] = n + 1
+        out["\(parent)[\(n)]"] = String(body.dropFirst(1)).trimmingCharacters(in: .whitespaces)
+        continue
+      }
+      while let last = stack.last, last.indent >= indent { stack.removeLast() }
+      guard let colon = body.firstIndex(of: ":") else { continue }
+      let key = String(body[..<colon])
+      let value = body[body.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+      stack.append((indent, key))
+      if !value.isEmpty { out[stack.map(\.key).joined(separator: ".")] = value }
+    }
+    return out
   }
 
   /// The finished runs among `directories` (unfinished ones are left out of the report).

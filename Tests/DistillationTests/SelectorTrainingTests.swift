@@ -135,7 +135,7 @@ struct SelectorTrainingTests {
     }
     func only(_ set: (inout LossWeights) -> Void) -> LossWeights {
       var l = LossWeights()
-      (l.intraVision, l.intraLanguage, l.align, l.pyramid, l.relation, l.layerRelation, l.task) = (0, 0, 0, 0, 0, 0, 0)
+      (l.intraVision, l.intraLanguage, l.align, l.pyramid, l.relation, l.layerRelation, l.task, l.embedding) = (0, 0, 0, 0, 0, 0, 0, 0)
       set(&l)
       return l
     }
