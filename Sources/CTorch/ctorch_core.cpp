@@ -1,5 +1,6 @@
 // Errors, runtime, creation, properties, autograd and optimizer kernels.
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <ATen/core/Generator.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -57,9 +58,32 @@ int ct_get_num_threads(void) { return at::get_num_threads(); }
 int ct_manual_seed(uint64_t seed) {
   CT_STATUS({
     auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_current_seed(seed);
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(seed);
+    }
+    // Every CUDA device's default generator too, once libtorch_cuda is loaded (as torch.manual_seed).
+    if (at::detail::getCUDAHooks().hasCUDA()) {
+      for (c10::DeviceIndex i = 0; i < at::detail::getCUDAHooks().deviceCount(); ++i) {
+        auto cuda = at::detail::getCUDAHooks().getDefaultGenerator(i);
+        std::lock_guard<std::mutex> lock(cuda.mutex());
+        cuda.set_current_seed(seed);
+      }
+    }
   });
+}
+
+// Autocast (mixed precision) for one device type: 0 = CPU, 1 = CUDA. `dtype` is a ct dtype code.
+int ct_autocast_set(int device_type, bool enabled, int dtype) {
+  CT_STATUS({
+    const auto type = device_type == 1 ? at::kCUDA : at::kCPU;
+    if (enabled) at::autocast::set_autocast_dtype(type, static_cast<at::ScalarType>(dtype));
+    at::autocast::set_autocast_enabled(type, enabled);
+    if (!enabled) at::autocast::clear_cache();  // the casted weight copies of this region
+  });
+}
+bool ct_autocast_enabled(int device_type) {
+  return at::autocast::is_autocast_enabled(device_type == 1 ? at::kCUDA : at::kCPU);
 }
 
 int ct_try_load_cuda(void) {

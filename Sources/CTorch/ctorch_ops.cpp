@@ -130,6 +130,13 @@ at::Tensor reduce(int op, const at::Tensor &a, at::IntArrayRef d, bool keepdim) 
   }
 }
 
+// Softmaxes and losses of bf16/fp16 inputs (mixed precision) are computed and returned in
+// float32, as autocast's fp32 policy does for them on CUDA.
+bool reduced(const at::Tensor &t) { return t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf; }
+at::Tensor full(const at::Tensor &t) { return reduced(t) ? t.to(at::kFloat) : t; }
+std::optional<at::ScalarType> full_dtype(const at::Tensor &t) {
+  return reduced(t) ? std::optional<at::ScalarType>(at::kFloat) : std::nullopt;
+}
 }  // namespace
 
 extern "C" {
@@ -260,8 +267,8 @@ int ct_max_dim(ct_tensor a, int64_t dim, bool keepdim, bool is_min, ct_tensor *v
 ct_tensor ct_matmul(ct_tensor a, ct_tensor b) { CT_TENSOR(at::matmul(T(a), T(b))); }
 ct_tensor ct_linear(ct_tensor x, ct_tensor w, ct_tensor b) { CT_TENSOR(at::linear(T(x), T(w), opt(b))); }
 ct_tensor ct_einsum(const char *eq, const ct_tensor *ts, int n) { CT_TENSOR(at::einsum(eq, list(ts, n))); }
-ct_tensor ct_softmax(ct_tensor a, int64_t dim) { CT_TENSOR(at::softmax(T(a), dim)); }
-ct_tensor ct_log_softmax(ct_tensor a, int64_t dim) { CT_TENSOR(at::log_softmax(T(a), dim)); }
+ct_tensor ct_softmax(ct_tensor a, int64_t dim) { CT_TENSOR(at::softmax(T(a), dim, full_dtype(T(a)))); }
+ct_tensor ct_log_softmax(ct_tensor a, int64_t dim) { CT_TENSOR(at::log_softmax(T(a), dim, full_dtype(T(a)))); }
 ct_tensor ct_layer_norm(ct_tensor x, const int64_t *s, int n, ct_tensor w, ct_tensor b, double eps) {
   CT_TENSOR(at::layer_norm(T(x), dims(s, n), opt(w), opt(b), eps));
 }
@@ -335,21 +342,22 @@ ct_tensor ct_one_hot(ct_tensor i, int64_t classes) { CT_TENSOR(at::one_hot(T(i),
 
 // Losses.
 ct_tensor ct_cross_entropy(ct_tensor logits, ct_tensor target, int reduction, int64_t ignore_index, double smoothing) {
-  CT_TENSOR(at::cross_entropy_loss(T(logits), T(target), {}, reduction, ignore_index, smoothing));
+  CT_TENSOR(at::cross_entropy_loss(full(T(logits)), T(target).is_floating_point() ? full(T(target)) : T(target), {}, reduction,
+                                    ignore_index, smoothing));
 }
 ct_tensor ct_kl_div(ct_tensor input, ct_tensor target, int reduction, bool log_target) {
   CT_GUARD(nullptr, {
     clear();
     if (reduction == 3) {  // batchmean, as torch.nn.functional.kl_div computes it
-      auto sum = at::kl_div(T(input), T(target), at::Reduction::Sum, log_target);
+      auto sum = at::kl_div(full(T(input)), full(T(target)), at::Reduction::Sum, log_target);
       return wrap(T(input).dim() == 0 ? sum : sum / T(input).size(0));
     }
-    return wrap(at::kl_div(T(input), T(target), reduction, log_target));
+    return wrap(at::kl_div(full(T(input)), full(T(target)), reduction, log_target));
   });
 }
-ct_tensor ct_mse_loss(ct_tensor a, ct_tensor b, int reduction) { CT_TENSOR(at::mse_loss(T(a), T(b), reduction)); }
+ct_tensor ct_mse_loss(ct_tensor a, ct_tensor b, int reduction) { CT_TENSOR(at::mse_loss(full(T(a)), full(T(b)), reduction)); }
 ct_tensor ct_smooth_l1_loss(ct_tensor a, ct_tensor b, int reduction, double beta) {
-  CT_TENSOR(at::smooth_l1_loss(T(a), T(b), reduction, beta));
+  CT_TENSOR(at::smooth_l1_loss(full(T(a)), full(T(b)), reduction, beta));
 }
 ct_tensor ct_bce_with_logits(ct_tensor x, ct_tensor y, int reduction) {
   CT_TENSOR(at::binary_cross_entropy_with_logits(T(x), T(y), {}, {}, reduction));

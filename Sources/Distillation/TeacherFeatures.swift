@@ -65,6 +65,14 @@ public struct TeacherFeatures {
     )
   }
 
+  /// Every field on `device` (the cache reads to the CPU; training may run elsewhere).
+  public func to(_ device: Device) throws -> TeacherFeatures {
+    guard imageEmbedding.device != device else { return self }
+    var out: [String: Tensor] = [:]
+    for (name, t) in named() { out[name] = try t.to(device) }
+    return try TeacherFeatures(named: out)
+  }
+
   /// Every floating-point field rounded through `storage` and back to its own dtype: the
   /// numbers a cache that stores `storage` gives back.
   public func rounded(to storage: DType) throws -> TeacherFeatures {

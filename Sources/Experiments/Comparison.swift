@@ -129,6 +129,7 @@ public enum Comparison {
     let differences = settingDifferences(saved, try ConfigLoader.yaml(planned)).filter {
       !$0.hasPrefix("name:") && !$0.hasPrefix("run_dir:")
         && (!$0.hasPrefix("method.") || $0.hasPrefix("method.name:") || $0.hasPrefix("method.\(method)."))
+        && !addedSince.contains($0)
     }
     guard !differences.isEmpty else { return }
     throw ConfigError(
@@ -136,6 +137,13 @@ public enum Comparison {
         + "(\(differences.prefix(3).joined(separator: "; "))); "
         + "move it aside or delete it to train it again")
   }
+
+  /// Keys added after runs were saved, at the value that trains exactly as before they
+  /// existed: a run without the key matches a plan with that value.
+  static let addedSince: Set<String> = [
+    "device: absent → auto", "precision: absent → fp32", "train.accumulation_steps: absent → 1",
+    "teacher_training.accumulation_steps: absent → 1",
+  ]
 
   /// The settings two YAML documents disagree on, as `key: was → now` (flattened by indentation).
   public static func settingDifferences(_ saved: String, _ planned: String) -> [String] {

@@ -22,6 +22,13 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   /// Runs are written to `output_dir/name` unless `run_dir` says otherwise.
   public var outputDir = "runs"
   public var runDir: String?
+  /// Where training and evaluation run: `auto` (CUDA when LibTorch's CUDA library loads, else
+  /// the CPU), `cpu`, `cuda` or `cuda:N`.
+  public var device = "auto"
+  /// Mixed precision of the forward passes (LibTorch autocast): `fp32` (none), `bf16`, or
+  /// `fp16` (with a dynamic loss scale). Weights, optimizer state, softmaxes and losses stay
+  /// float32.
+  public var precision = Precision.fp32
   public var data = DataSection()
   public var teacher = ModelSection(preset: "scene-teacher")
   public var student = ModelSection(preset: "scene-student")
@@ -37,7 +44,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   public var eval = EvalSection()
 
   enum CodingKeys: String, CodingKey {
-    case name, seed, data, teacher, student, method, schedule, optimizer, train, cache, eval
+    case name, seed, device, precision, data, teacher, student, method, schedule, optimizer, train, cache, eval
     case outputDir = "output_dir", runDir = "run_dir", teacherTraining = "teacher_training", teacherOptimizer =
       "teacher_optimizer"
   }
@@ -51,6 +58,8 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     seed = try c.decode(.seed, default: d.seed)
     outputDir = try c.decode(.outputDir, default: d.outputDir)
     runDir = try c.decodeIfPresent(String.self, forKey: .runDir)
+    device = try c.decode(.device, default: d.device)
+    precision = try c.decode(.precision, default: d.precision)
     data = try c.decode(.data, default: d.data)
     teacher = try c.decode(.teacher, default: d.teacher)
     student = try c.decode(.student, default: d.student)
@@ -66,6 +75,39 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
   /// The folder this run writes to.
   public var resolvedRunDirectory: String { runDir ?? "\(outputDir)/\(name)" }
+
+  /// The device `device` names; `auto` is CUDA device 0 when LibTorch's CUDA library loads and
+  /// a GPU is present, else the CPU.
+  public func resolvedDevice() throws -> Device {
+    if device == "auto" { return Torch.cudaAvailable ? .cuda(0) : .cpu }
+    let parsed: Device
+    do { parsed = try Device(parsing: device) } catch {
+      throw ConfigError("device: '\(device)' is not a device; use auto, cpu, cuda or cuda:N")
+    }
+    if case .cuda(let index) = parsed {
+      guard Torch.cudaAvailable else {
+        throw ConfigError("device: \(device) asked for, but LibTorch's CUDA library did not load or no GPU is visible; use device: cpu or auto")
+      }
+      guard index < Torch.cudaDeviceCount else {
+        throw ConfigError("device: \(device) asked for, but only \(Torch.cudaDeviceCount) CUDA device(s) are visible")
+      }
+    }
+    return parsed
+  }
+}
+
+/// Mixed precision of training forward passes.
+public enum Precision: String, Codable, Sendable, CaseIterable {
+  case fp32, bf16, fp16
+
+  /// The autocast dtype; nil for full precision.
+  public var autocastType: DType? {
+    switch self {
+    case .fp32: nil
+    case .bf16: .bfloat16
+    case .fp16: .float16
+    }
+  }
 }
 
 /// Where the image–text pairs come from.
@@ -177,9 +219,12 @@ public struct TrainSection: Codable, Equatable, Sendable {
   /// Teacher training only: one hard-negative caption per sample as an extra image→text
   /// negative (NegCLIP), so in-batch contrast also teaches binding and relations.
   public var hardNegatives = false
+  /// Micro-batches per optimizer step: each step's `batch_size` samples are split into this
+  /// many micro-batches whose gradients add up (contrastive negatives are per micro-batch).
+  public var accumulationSteps = 1
 
   enum CodingKeys: String, CodingKey {
-    case steps, threads, hardNegatives = "hard_negatives"
+    case steps, threads, hardNegatives = "hard_negatives", accumulationSteps = "accumulation_steps"
     case batchSize = "batch_size", evalEvery = "eval_every", logEvery = "log_every", checkpointEvery = "checkpoint_every"
     case keepLast = "keep_last"
   }
@@ -198,6 +243,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
     logEvery = try c.decode(.logEvery, default: d.logEvery)
     checkpointEvery = try c.decode(.checkpointEvery, default: d.checkpointEvery)
     keepLast = try c.decode(.keepLast, default: d.keepLast)
+    accumulationSteps = try c.decode(.accumulationSteps, default: d.accumulationSteps)
     threads = try c.decode(.threads, default: d.threads)
     hardNegatives = try c.decode(.hardNegatives, default: d.hardNegatives)
   }

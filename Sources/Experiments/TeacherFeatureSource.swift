@@ -39,11 +39,12 @@ final class TeacherFeatureSource {
     (0..<batch.count).map { "\(batch.sampleIds[$0])|\(batch.augmentationKeys[$0])|\(batch.captionIndices[$0])" }
   }
 
-  func features(for batch: Batch) throws -> TeacherFeatures {
+  /// The features of `batch` on `device` (the teacher's): `pixels`, `ids` and `mask` are the
+  /// batch's tensors already there.
+  func features(for batch: Batch, pixels: Tensor, ids: Tensor, mask: Tensor, device: Device) throws -> TeacherFeatures {
     let keys = Self.keys(batch)
-    if let cached = try cache?.features(for: keys) { return cached }
-    let computed = try TeacherFeatures.compute(
-      teacher: teacher, pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask, pyramid: pyramid)
+    if let cached = try cache?.features(for: keys) { return try cached.to(device) }
+    let computed = try TeacherFeatures.compute(teacher: teacher, pixels: pixels, ids: ids, attentionMask: mask, pyramid: pyramid)
     guard let cache else { return computed }
     _ = try cache.store(computed, keys: keys)
     // What a later read of the cache returns: the same numbers whether this batch's features
@@ -62,8 +63,9 @@ final class TeacherFeatureSource {
     loaderConfig.seed = UInt64(config.seed)
     let loader = try BatchLoader(dataset: val, tokenizer: tokenizer, preprocessor: preprocessor, config: loaderConfig)
     guard let batch = try loader.batch(at: LoaderPosition()) else { return nil }
-    let teacherFeatures = try TeacherFeatures.compute(
-      teacher: teacher, pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask, pyramid: pyramid)
-    return DistillBatch(pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask, teacher: teacherFeatures)
+    let device = teacher.logitScale.device
+    let (pixels, ids, mask) = (try batch.images.to(device), try batch.tokens.to(device), try batch.attentionMask.to(device))
+    let teacherFeatures = try TeacherFeatures.compute(teacher: teacher, pixels: pixels, ids: ids, attentionMask: mask, pyramid: pyramid)
+    return DistillBatch(pixels: pixels, ids: ids, attentionMask: mask, teacher: teacherFeatures)
   }
 }

@@ -70,6 +70,14 @@ public final class Trainer {
     guard budget.batchSize > 1 else {
       throw ConfigError("train.batch_size must be at least 2 (contrastive losses need negatives)")
     }
+    let section = kind == .teacher ? "teacher_training" : "train"
+    guard budget.accumulationSteps >= 1, budget.batchSize % budget.accumulationSteps == 0,
+      budget.batchSize / budget.accumulationSteps >= 2
+    else {
+      throw ConfigError(
+        "\(section).accumulation_steps: \(budget.accumulationSteps) must divide \(section).batch_size (\(budget.batchSize)) into micro-batches of at least 2 samples"
+      )
+    }
   }
 
   var methodName: String { kind == .teacher ? "teacher" : config.method.name }
@@ -82,12 +90,16 @@ public final class Trainer {
     try AtomicFile.write(try ConfigLoader.yaml(config), to: "\(directory)/config.yaml")
     if budget.threads > 0 { Torch.numThreads = budget.threads }
 
+    let device = try config.resolvedDevice()
+    say("\(methodName): device \(device)\(config.device == "auto" ? " (auto)" : ""), precision \(config.precision.rawValue)")
+    let micro = budget.accumulationSteps
+
     // Data.
     let tokenizer = try RunSetup.tokenizer(config.data, model: modelConfig)
     let preprocessor = try RunSetup.preprocessor(config.data, model: modelConfig)
     let trainSet = try RunSetup.dataset(config.data, splits: config.data.trainSplits)
     var loaderConfig = LoaderConfig(
-      batchSize: budget.batchSize, shuffle: true, seed: UInt64(config.seed), numWorkers: config.data.workers, training: true)
+      batchSize: budget.batchSize / micro, shuffle: true, seed: UInt64(config.seed), numWorkers: config.data.workers, training: true)
     loaderConfig.augmentationVariants = config.data.augmentationVariants
     loaderConfig.shuffleGroup = config.data.shuffleGroup
     loaderConfig.hardNegatives = budget.hardNegatives
@@ -97,7 +109,10 @@ public final class Trainer {
     try Torch.manualSeed(UInt64(config.seed))
     let model = try CLIPModel(modelConfig)
     try model.initializeForTraining()
+    try model.to(device)
+    // On the device before the method is made: methods keep tensors derived from the teacher.
     let teacher = try loadTeacher()
+    try teacher?.to(device)
     let method: any DistillationMethod =
       if let teacher {
         try Methods.make(
@@ -105,6 +120,7 @@ public final class Trainer {
       } else {
         NoDistillation()
       }
+    try method.head?.to(device)
     model.train()
     method.head?.train()
     let trainable = model.parameters() + (method.head?.parameters() ?? [])
@@ -112,6 +128,7 @@ public final class Trainer {
       ParameterGroup.decayAndNoDecay(model.namedParameters() + (method.head?.namedParameters(prefix: "head.") ?? [])),
       learningRate: optimizerConfig.learningRate, betas: (optimizerConfig.beta1, optimizerConfig.beta2), eps: optimizerConfig.eps,
       weightDecay: optimizerConfig.weightDecay)
+    let scaler = config.precision == .fp16 ? try DynamicLossScaler() : nil
     let schedule = WarmupCosineSchedule(
       baseLearningRate: optimizerConfig.learningRate,
       warmupSteps: Int((optimizerConfig.warmupFraction * Double(budget.steps)).rounded()),
@@ -142,6 +159,7 @@ public final class Trainer {
         if let head = method.head { _ = try head.loadStateDict(try checkpoint.tensors("head")) }
         try optimizer.loadStateDict(try checkpoint.tensors("optimizer"))
         try method.loadState(try checkpoint.tensors("method_state"))
+        if let scaler { try scaler.loadStateDict(try checkpoint.tensors("loss_scale")) }
         step = checkpoint.meta.step
         position = checkpoint.meta.position
         resumedFrom = step
@@ -181,46 +199,77 @@ public final class Trainer {
       if let head = method.head { groups["head"] = Dictionary(uniqueKeysWithValues: head.stateDict()) }
       let state = try method.stateTensors()
       if !state.isEmpty { groups["method_state"] = state }
+      if let scaler { groups["loss_scale"] = try scaler.stateDict() }
       _ = try RunCheckpoint.save(in: checkpoints, meta: meta, tensors: groups)
       RunCheckpoint.prune(in: checkpoints, keepLast: budget.keepLast, best: best?.folder)
     }
 
-    while step < budget.steps {
-      guard let batch = try iterator.next() else {
+    /// The next training batch, starting the next epoch when one ends.
+    func nextBatch() throws -> Batch {
+      while true {
+        if let batch = try iterator.next() { return batch }
         position = LoaderPosition(epoch: position.epoch + 1, batch: 0)
         iterator = loader.batches(from: position)
-        continue
       }
-      position = LoaderPosition(epoch: batch.position.epoch, batch: batch.position.batch + 1)
-      try Torch.manualSeed(Self.stepSeed(config.seed, step))
+    }
+
+    while step < budget.steps {
       let stage = config.schedule.stage(atProgress: Double(step) / Double(budget.steps))
-      var distill = DistillBatch(
-        pixels: batch.images, ids: batch.tokens, attentionMask: batch.attentionMask,
-        teacher: method.needsTeacher ? try features?.features(for: batch) : nil, stage: stage, step: step)
-      distill.negativeIds = batch.negativeTokens
-      distill.negativeMask = batch.negativeMask
       let learningRate = schedule.learningRate(at: step) * config.schedule.learningRateScale(stage)
       optimizer.learningRate = learningRate
-      let result = try method.loss(student: model, batch: distill)
-      let total = try result.total.detach().item()
-      guard total.isFinite else {
-        throw try nonFinite(result: result, step: step, position: batch.position, learningRate: learningRate)
+      // `micro` micro-batches, each's loss ÷ micro, their gradients summed: one optimizer step
+      // on batch_size samples (contrastive negatives come from each micro-batch).
+      var total = 0.0
+      var last: (result: MethodStep, distill: DistillBatch, batch: Batch)?
+      for part in 0..<micro {
+        let batch = try nextBatch()
+        position = LoaderPosition(epoch: batch.position.epoch, batch: batch.position.batch + 1)
+        try Torch.manualSeed(part == 0 ? Self.stepSeed(config.seed, step) : Self.stepSeed(config.seed, step) &+ UInt64(part))
+        let (pixels, ids, mask) = (try batch.images.to(device), try batch.tokens.to(device), try batch.attentionMask.to(device))
+        var distill = DistillBatch(
+          pixels: pixels, ids: ids, attentionMask: mask,
+          teacher: method.needsTeacher
+            ? try features?.features(for: batch, pixels: pixels, ids: ids, mask: mask, device: device) : nil,
+          stage: stage, step: step)
+        distill.negativeIds = try batch.negativeTokens?.to(device)
+        distill.negativeMask = try batch.negativeMask?.to(device)
+        let result = try Torch.autocast(device, dtype: config.precision.autocastType) {
+          try method.loss(student: model, batch: distill)
+        }
+        let loss = result.total.dtype == .float32 ? result.total : try result.total.to(.float32)
+        let value = try loss.detach().item()
+        guard value.isFinite else {
+          throw try nonFinite(result: result, step: step, position: batch.position, learningRate: learningRate)
+        }
+        total += value / Double(micro)
+        let share = micro == 1 ? loss : try loss / Double(micro)
+        try (scaler.map { try $0.scaled(share) } ?? share).backward()
+        samples += batch.count
+        last = (result, distill, batch)
       }
-      try result.total.backward()
-      let gradNorm = optimizerConfig.clipNorm > 0 ? try clipGradNorm(trainable, maxNorm: optimizerConfig.clipNorm) : 0
-      try optimizer.step()
+      guard let (result, distill, batch) = last else { break }
+      // fp16: a step whose gradients overflowed is skipped and the loss scale halves.
+      let finite = try scaler.map { try $0.unscale(trainable) } ?? true
+      var gradNorm = 0.0
+      if finite {
+        gradNorm = optimizerConfig.clipNorm > 0 ? try clipGradNorm(trainable, maxNorm: optimizerConfig.clipNorm) : 0
+        try optimizer.step()
+      } else {
+        say("step \(step + 1): fp16 gradients overflowed at loss scale \(scaler?.scale ?? 0); step skipped, scale halved")
+      }
+      scaler?.update(finite: finite)
       try optimizer.zeroGrad()
       try method.afterStep(
         student: model, batch: distill, result: result,
         context: StepContext(heldOut: heldOut.map { h in { h } }, learningRate: learningRate))
       step += 1
-      samples += batch.count
 
       if step % max(budget.logEvery, 1) == 0 || step == budget.steps {
         var scalars = try result.loss.values().mapKeys { "loss/\($0)" }
         scalars["loss/total"] = total
         scalars["lr"] = learningRate
         scalars["grad_norm"] = gradNorm
+        if let scaler { scalars["amp/loss_scale"] = scaler.scale }
         scalars["stage"] = Double(Stage.allCases.firstIndex(of: stage) ?? 0)
         for (k, v) in result.metrics { scalars[k] = v }
         if let cache = features?.cache {

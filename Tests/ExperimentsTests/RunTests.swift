@@ -66,6 +66,38 @@ import Torch
     #expect(events.contains { $0.hasPrefix("events.out.tfevents.") })
   }
 
+  @Test func mixedPrecisionAndAccumulationRunEndToEnd() throws {
+    let (root, config) = try prepared("precision")
+    // bf16 autocast with two micro-batches of 4 per step of 8.
+    let bf16 = try runCLI([
+      "distill", "--config", config, "--method", "kd", "--set", "run_dir=\(root)/bf16", "--set", "precision=bf16",
+      "--set", "train.accumulation_steps=2", "--set", "train.steps=6",
+    ])
+    #expect(bf16.status == 0, "\(bf16.stderr)")
+    #expect(bf16.stderr.contains("device cpu (auto), precision bf16"), "\(bf16.stderr)")
+    let losses = try records("\(root)/bf16").compactMap { $0.values["loss/total"] }
+    #expect(losses.count == 6 && losses.allSatisfy(\.isFinite), "\(losses)")
+    #expect(FileManager.default.fileExists(atPath: "\(root)/bf16/results.json"))
+
+    // fp16 keeps a loss scale, logged and checkpointed.
+    let fp16 = try runCLI([
+      "distill", "--config", config, "--method", "none", "--set", "run_dir=\(root)/fp16", "--set", "precision=fp16",
+      "--set", "train.steps=5",
+    ])
+    #expect(fp16.status == 0, "\(fp16.stderr)")
+    #expect(try records("\(root)/fp16").contains { $0.values["amp/loss_scale"] != nil })
+
+    // Micro-batches must split the batch evenly; a GPU that is not there is named.
+    let uneven = try runCLI([
+      "distill", "--config", config, "--method", "kd", "--set", "run_dir=\(root)/uneven", "--set", "train.accumulation_steps=3",
+    ])
+    #expect(uneven.status != 0 && uneven.stderr.contains("train.accumulation_steps: 3 must divide"), "\(uneven.stderr)")
+    if !Torch.cudaAvailable {
+      let gpu = try runCLI(["distill", "--config", config, "--method", "kd", "--set", "run_dir=\(root)/gpu", "--set", "device=cuda:1"])
+      #expect(gpu.status != 0 && gpu.stderr.contains("device: cuda:1"), "\(gpu.stderr)")
+    }
+  }
+
   @Test func badInputGivesClearErrorsAndUsageExitCodes() throws {
     let (root, config) = try prepared("errors")
     let missing = try runCLI(["distill", "--config", "\(root)/nope.yaml"])

@@ -35,6 +35,10 @@ ct_tensor ct_shallow_clone(ct_tensor t);  // a second handle on the same storage
 void ct_set_num_threads(int n);
 int ct_get_num_threads(void);
 int ct_manual_seed(uint64_t seed);
+// Autocast for a device type (0 CPU, 1 CUDA): enabled, and the lower-precision dtype (a dtype
+// code; used only when enabling). Disabling clears autocast's cache of cast weights.
+int ct_autocast_set(int device_type, bool enabled, int dtype);
+bool ct_autocast_enabled(int device_type);
 // Loads libtorch_cuda.so from LibTorch's lib folder so CUDA kernels register; returns 1 if
 // loaded, 0 if not available (the reason is left in ct_last_error, for diagnostics only).
 int ct_try_load_cuda(void);
