@@ -73,10 +73,9 @@ let package = Package(
     // Debian's libraries, installed by scripts/bootstrap.sh.
     .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
     .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
-    .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
     .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "Tokenizers", dependencies: ["CZlib"]),
-    .target(name: "Data", dependencies: ["Torch", "Tokenizers", "CTurboJPEG", "CPNG", "CArchive"]),
+    .target(name: "Data", dependencies: ["Torch", "Tokenizers", "CTurboJPEG", "CPNG", "CZlib"]),
     .target(name: "Models", dependencies: ["Torch", "TorchNN"]),
     .target(name: "Pyramid", dependencies: ["Torch", "TorchNN", "Models"]),
     .target(name: "Distillation", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid"]),

@@ -20,7 +20,7 @@ case "$tier" in
 esac
 
 # C libraries the Swift targets link (SwiftPM system-library targets): JPEG, PNG, tar shards, gzip.
-system_packages=(libturbojpeg0-dev libpng-dev libarchive-dev zlib1g-dev)
+system_packages=(libturbojpeg0-dev libpng-dev zlib1g-dev)
 if ! dpkg -s "${system_packages[@]}" >/dev/null 2>&1; then
   echo "bootstrap: installing ${system_packages[*]} (Debian packages)"
   sudo=()

@@ -121,3 +121,83 @@ import Testing
     #expect(missing?.description == "DatasetConfig: path: karpathy needs 'path'")
   }
 }
+
+/// Our tar reader and writer against the system's `tar` (GNU tar on Debian), an independent
+/// implementation: GNU long names, pax headers, gzip, and ustar's prefix split.
+@Suite struct TarFormatTests {
+  static let tar = ["/usr/bin/tar", "/bin/tar"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+  func run(_ arguments: [String], in directory: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Self.tar!)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0, "tar \(arguments)")
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  /// Members with a long path (over ustar's 100-byte name field), an empty file and one spanning blocks.
+  var members: [(String, [UInt8])] {
+    [
+      ("a.txt", Array("first".utf8)),
+      ("deep/" + String(repeating: "d", count: 90) + "/" + String(repeating: "n", count: 40) + ".txt", Array("long".utf8)),
+      ("empty.txt", []),
+      ("big.bin", (0..<1300).map { UInt8($0 % 251) }),
+    ]
+  }
+
+  @Test("reads what GNU tar writes: gnu and pax formats, plain and gzip", .enabled(if: tar != nil))
+  func readsSystemTar() throws {
+    let folder = try TemporaryFolder()
+    for (name, bytes) in members {
+      let url = URL(fileURLWithPath: "\(folder.path)/src/\(name)")
+      try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try Data(bytes).write(to: url)
+    }
+    let names = members.map(\.0)
+    for (archive, flags) in [("gnu.tar", ["--format=gnu", "-cf"]), ("pax.tar", ["--format=pax", "-cf"]), ("z.tar.gz", ["-czf"])] {
+      _ = try run(flags + ["../\(archive)"] + names, in: "\(folder.path)/src")
+      let reader = try TarReader("\(folder.path)/\(archive)")
+      var read: [(String, [UInt8])] = []
+      while let m = try reader.next() { read.append((m.name, m.bytes)) }
+      #expect(read.map(\.0) == names, "\(archive)")
+      #expect(read.map(\.1) == members.map(\.1), "\(archive)")
+    }
+  }
+
+  @Test("GNU tar lists and extracts what TarWriter writes, long names included", .enabled(if: tar != nil))
+  func systemTarReadsOurs() throws {
+    let folder = try TemporaryFolder()
+    let writer = try TarWriter("\(folder.path)/ours.tar")
+    for (name, bytes) in members { try writer.add(name, bytes: bytes) }
+    try writer.close()
+    let listed = try run(["-tf", "ours.tar"], in: folder.path).split(separator: "\n").map(String.init)
+    #expect(listed == members.map(\.0))
+    try FileManager.default.createDirectory(atPath: "\(folder.path)/out", withIntermediateDirectories: true)
+    _ = try run(["-xf", "../ours.tar"], in: "\(folder.path)/out")
+    for (name, bytes) in members {
+      #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(folder.path)/out/\(name)"))) == bytes, "\(name)")
+    }
+  }
+
+  @Test("a damaged header and a zstd shard are clear errors")
+  func errors() throws {
+    let folder = try TemporaryFolder()
+    let writer = try TarWriter("\(folder.path)/t.tar")
+    try writer.add("a.txt", bytes: Array("x".utf8))
+    try writer.close()
+    var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(folder.path)/t.tar")))
+    bytes[0] ^= 0x20  // the name changes, the checksum no longer matches
+    try folder.write("bad.tar", bytes)
+    let error = dataError { _ = try TarReader("\(folder.path)/bad.tar").next() }
+    #expect(error?.kind == .unreadableFile && error?.description.contains("bad header checksum") == true, "\(String(describing: error))")
+    try folder.write("z.tar.zst", [0x28, 0xB5, 0x2F, 0xFD, 0, 0, 0, 0])
+    let zstd = dataError { _ = try TarReader("\(folder.path)/z.tar.zst") }
+    #expect(zstd?.description.contains("zstd-compressed") == true, "\(String(describing: zstd))")
+  }
+}

@@ -1,11 +1,10 @@
-import CArchive
 import Foundation
 
 /// Reads WebDataset-style tar shards as img2dataset writes them: members `KEY.jpg` (or
 /// `.jpeg`, `.png`) and `KEY.txt` make one sample; `KEY.json` and other members are ignored.
 /// The key is the member path up to the first dot of its file name, as WebDataset defines it.
 ///
-/// Shards are read with libarchive (plain or compressed tar); image bytes are kept encoded in
+/// Shards are read by `TarReader` (plain or gzip tar); image bytes are kept encoded in
 /// memory and decoded on the loader's workers, so a dataset must fit in memory as JPEG.
 ///
 /// ```swift
@@ -71,33 +70,8 @@ public enum TarShards {
   /// Calls `body` with each regular member's path and bytes.
   static func forEachMember(_ shard: String, _ body: (String, [UInt8]) throws -> Void) throws {
     guard LoaderSupport.fileExists(shard) else { throw DataError(.unreadableFile, file: shard, "no such file") }
-    guard let archive = archive_read_new() else { throw DataError(.unreadableFile, file: shard, "libarchive: out of memory") }
-    defer { archive_read_free(archive) }
-    archive_read_support_filter_all(archive)
-    archive_read_support_format_tar(archive)
-    func failure(_ what: String) -> DataError {
-      let detail = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
-      return DataError(.unreadableFile, file: shard, "\(what): \(detail)")
-    }
-    guard archive_read_open_filename(archive, shard, 1 << 16) == ARCHIVE_OK else { throw failure("not a readable tar file") }
-    var entry: OpaquePointer? = nil
-    var index = 0
-    while true {
-      let status = archive_read_next_header(archive, &entry)
-      if status == ARCHIVE_EOF { return }
-      guard status >= ARCHIVE_WARN, let entry else { throw failure("member \(index) is damaged") }
-      let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? "member \(index)"
-      index += 1
-      guard archive_entry_filetype(entry) == archiveRegularFile else { continue }
-      let size = Int(max(0, archive_entry_size(entry)))
-      var bytes = [UInt8](repeating: 0, count: size)
-      var filled = 0
-      while filled < size {
-        let n = bytes.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress! + filled, size - filled) }
-        guard n > 0 else { throw failure("\(name) is truncated") }
-        filled += n
-      }
-      try body(name, bytes)
-    }
+    let tar = try TarReader(shard)
+    defer { tar.close() }
+    while let member = try tar.next() { try body(member.name, member.bytes) }
   }
 }
