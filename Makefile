@@ -5,7 +5,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 ## make demo: the whole comparison on the embedded benchmark — teacher, every method, report.
 ## make demo-quick: the same at smoke-test size (about 3 minutes).
-.PHONY: compare demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-distill bench-data format clean
+.PHONY: bench-gpu bundle compare demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-distill bench-data format clean
 
 ## make test: the whole suite in debug, then again optimised, where Swift may release a
 ## temporary before a C call that uses its handle (what the lifetime tests guard). CI runs this.
@@ -61,12 +61,26 @@ bench: bootstrap-reference
 	$(SWIFT) build -c release --product TorchBench
 	.venv/bin/python bench/run_bench.py --swift-binary "$$($(SWIFT) build -c release --show-bin-path)/TorchBench"
 
+## make bundle: cmapkd for a PyTorch machine without Swift (bundle/cmapkd-bundle.tar.gz, < 64 MiB):
+## the static binary, the few libraries torch machines lack, a launcher that finds torch; then
+## checks that the unpacked bundle runs `cmapkd demo --quick` without Swift (BUNDLE_CHECK=0 skips)
+bundle: bootstrap
+	scripts/bundle.sh
+
 ## make bench-distill: one CMAPKD step at the scene sizes: teacher live vs warm cache, selector
 ## cost, then Swift vs PyTorch eager from the same weights
 bench-distill: bootstrap-reference
 	$(SWIFT) build -c release --product DistillBench
 	"$$($(SWIFT) build -c release --show-bin-path)/DistillBench" cache
 	.venv/bin/python bench/distill_step.py --swift-binary "$$($(SWIFT) build -c release --show-bin-path)/DistillBench"
+
+## make bench-gpu: a real-size step on a GPU (ViT-B/16 -> ViT-S/16, 224 px, batch 256, bf16 then
+## fp32), Swift vs PyTorch eager, and MFU; says so and stops where there is no CUDA device.
+## On a machine without Swift: make bundle here, then in the bundle
+## `python3 bench/gpu/bench_gpu.py --swift-binary ./distillbench`.
+bench-gpu: bootstrap-reference
+	$(SWIFT) build -c release --product DistillBench
+	.venv/bin/python bench/gpu/bench_gpu.py --swift-binary "$$($(SWIFT) build -c release --show-bin-path)/DistillBench" $(BENCH_GPU_ARGS)
 
 ## make bench-data: data pipeline (decode + CLIP preprocess + batch), Swift vs PIL + torchvision
 ## DataLoader; then the scene benchmark's generator speed and bag-of-words R@1

@@ -4,8 +4,8 @@
 The step: the frozen teacher's features computed live (no gradient), the student's forward
 pass, the vision pyramid P2-P5 and language hierarchy L1-L4 of both (parameter-free
 extraction, the student's resampled to the teacher's resolutions), the student's adapters and
-cross-modal bridge, the ALSN's level weights (`gating` selection, detached), the seven
-lambda-weighted losses of SPEC section 5, backward, and one AdamW step over student + head.
+cross-modal bridge, the ALSN's level weights (`gating` selection, detached), the eight
+lambda-weighted losses (SPEC section 5 plus the deployed-embedding FD), backward, and one AdamW step over student + head.
 
 PyTorch side: transformers.CLIPModel for both towers, hand-written modules for the head with
 the Swift key names, and the method's definitions (docs/method.md; the losses as in
@@ -36,7 +36,7 @@ from transformers import CLIPConfig, CLIPModel
 
 LEVELS = range(4)
 TAU = 0.07
-LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.5, relation=0.3, layer_relation=0.3, task=1.0)
+LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.5, relation=0.3, layer_relation=0.3, task=1.0, embedding=2000.0)
 PHRASE_WINDOW = 3
 
 
@@ -158,7 +158,7 @@ def language_levels(hidden_states, mask, pooled):
     phrases = (sums / counts.clamp(min=1)).transpose(1, 2)
     phrase_mask = (counts.squeeze(1) > 0.5).to(mask.dtype)
     last = taps[3]
-    glob = last[torch.arange(last.shape[0]), pooled]
+    glob = last[torch.arange(last.shape[0], device=last.device), pooled]
     return [tokens, phrases, masked_mean(taps[2], mask), glob], [mask, phrase_mask]
 
 
@@ -185,7 +185,7 @@ def per_sample_mse(a, b):
 
 def info_nce(a, b):
     logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / TAU
-    labels = torch.arange(a.shape[0])
+    labels = torch.arange(a.shape[0], device=a.device)
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
@@ -258,6 +258,9 @@ class Step:
         # The global terms act on the deployed embeddings (SPEC section 5).
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(image, tf["caption"]))
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(tf["image"], caption))
+        # CLIP-KD's feature distillation of the deployed embeddings (same joint width here).
+        terms.append(LAMBDAS["embedding"] * (F.mse_loss(F.normalize(image, dim=-1), F.normalize(tf["image"], dim=-1))
+                                             + F.mse_loss(F.normalize(caption, dim=-1), F.normalize(tf["caption"], dim=-1))))
         # Every (i, j) pair at once, as Losses.pyramidAlignment: [4, 4, B, B] similarities.
         def pairs(v, l):
             v, l = F.normalize(torch.stack(v), dim=-1), F.normalize(torch.stack(l), dim=-1)
@@ -271,7 +274,7 @@ class Step:
         for a, b in ((shared_v, tf["shared_v"]), (shared_l, tf["shared_l"])):
             terms.append(LAMBDAS["layer_relation"] * (level_correlation(a) - level_correlation(b)).square().mean() / 2)
         logits = s.logit_scale.exp() * cosine(image, caption)
-        labels = torch.arange(logits.shape[0])
+        labels = torch.arange(logits.shape[0], device=logits.device)
         terms.append(LAMBDAS["task"] * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2)
         return torch.stack(terms).sum()
 

@@ -23,13 +23,20 @@ public enum RunSetup {
     return config
   }
 
-  /// open_clip's BPE vocabulary: the configured file, else the one in the project venv.
+  /// open_clip's BPE vocabulary: the configured file, else `$CMAPKD_VOCABULARY` (the bundle's
+  /// launcher sets it), else the one in the project venv.
   public static func vocabularyPath(_ configured: String?) throws -> String {
     if let configured {
       guard FileManager.default.fileExists(atPath: configured) else {
         throw ConfigError("data.vocabulary: file not found: \(configured)")
       }
       return configured
+    }
+    if let env = ProcessInfo.processInfo.environment["CMAPKD_VOCABULARY"], !env.isEmpty {
+      guard FileManager.default.fileExists(atPath: env) else {
+        throw ConfigError("CMAPKD_VOCABULARY: file not found: \(env)")
+      }
+      return env
     }
     var roots = [FileManager.default.currentDirectoryPath]
     if let env = ProcessInfo.processInfo.environment["CMAPKD_ROOT"] { roots.insert(env, at: 0) }

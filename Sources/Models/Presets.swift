@@ -30,6 +30,12 @@ public enum Presets {
     vision: (width: 768, layers: 12, heads: 12, patch: 16, image: 224), text: (width: 512, layers: 12, heads: 8, context: 77),
     projection: 512)
 
+  /// A ViT-S/16 student for a ViT-B/16 teacher (DeiT-S's vision tower, a 6-layer text tower of
+  /// the same width, the teacher's joint width): the GPU benchmark's real-size student.
+  public static let vitS16 = clip(
+    vision: (width: 384, layers: 12, heads: 6, patch: 16, image: 224), text: (width: 384, layers: 6, heads: 6, context: 77),
+    projection: 512)
+
   /// OpenAI CLIP ViT-L/14.
   public static let vitL14 = clip(
     vision: (width: 1024, layers: 24, heads: 16, patch: 14, image: 224), text: (width: 768, layers: 12, heads: 12, context: 77),
@@ -38,7 +44,7 @@ public enum Presets {
   /// Every preset by name (for configs and the CLI).
   public static let all: [String: CLIPConfig] = [
     "tiny": tiny, "scene-teacher": sceneTeacher, "scene-student": sceneStudent,
-    "vit-b-32": vitB32, "vit-b-16": vitB16, "vit-l-14": vitL14,
+    "vit-b-32": vitB32, "vit-b-16": vitB16, "vit-s-16": vitS16, "vit-l-14": vitL14,
   ]
 
   /// A CLIP config with 4× MLPs, quick-GELU and CLIP's vocabulary.

@@ -74,6 +74,9 @@ final class DistillStep {
   let head: CMAPKDHead
   let cmapkd: CMAPKD
   let optimizer: AdamW
+  /// Autocast dtype of the forward passes (nil: float32) and their device.
+  var autocast: DType?
+  var device = Device.cpu
 
   init(student: CLIPModel, teacher: CLIPModel, head: CMAPKDHead) throws {
     self.student = student
@@ -89,15 +92,19 @@ final class DistillStep {
   }
 
   func teacherFeatures(_ batch: DistillBatch) throws -> TeacherFeatures {
-    try TeacherFeatures.compute(
-      teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask, pyramid: cmapkd.config.pyramid)
+    try Torch.autocast(device, dtype: autocast) {
+      try TeacherFeatures.compute(
+        teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask, pyramid: cmapkd.config.pyramid)
+    }
   }
 
   /// Loss, backward and AdamW step given the teacher's features; returns the loss.
   func train(_ batch: DistillBatch, teacher features: TeacherFeatures) throws -> Double {
-    let step = try cmapkd.step(
-      student: student, head: head, teacher: features, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask,
-      stage: .fine)
+    let step = try Torch.autocast(device, dtype: autocast) {
+      try cmapkd.step(
+        student: student, head: head, teacher: features, pixels: batch.pixels, ids: batch.ids,
+        attentionMask: batch.attentionMask, stage: .fine)
+    }
     try step.total.backward()
     try optimizer.step()
     try optimizer.zeroGrad()
@@ -123,12 +130,20 @@ func randomBatch(size: Int, imageSize: Int, length: Int, generator: Generator) t
 /// The benchmark's teacher and student: the scene presets with CLIP's initialisation for
 /// training from scratch (PyTorch's per-layer defaults give a degenerate start).
 func sceneModels() throws -> (teacher: CLIPModel, student: CLIPModel) {
+  try models(teacher: "scene-teacher", student: "scene-student")
+}
+
+/// Two presets by name (Presets.all), with CLIP's training initialisation, seed 0.
+func models(teacher: String, student: String) throws -> (teacher: CLIPModel, student: CLIPModel) {
+  guard let t = Presets.all[teacher], let s = Presets.all[student] else {
+    fail("unknown preset \(Presets.all[teacher] == nil ? teacher : student); choose from \(Presets.all.keys.sorted())")
+  }
   try Torch.manualSeed(0)
-  let teacher = try CLIPModel(Presets.sceneTeacher)
-  try teacher.initializeForTraining()
-  let student = try CLIPModel(Presets.sceneStudent)
-  try student.initializeForTraining()
-  return (teacher, student)
+  let teacherModel = try CLIPModel(t)
+  try teacherModel.initializeForTraining()
+  let studentModel = try CLIPModel(s)
+  try studentModel.initializeForTraining()
+  return (teacherModel, studentModel)
 }
 
 // MARK: cache: live teacher vs warm cache
@@ -307,30 +322,47 @@ func cacheBenchmark() throws {
 // MARK: export and worker: the Swift side of bench/distill_step.py
 
 func export() throws {
-  guard let directory = option("--out") else { fail("usage: DistillBench export --out DIR") }
-  let (teacher, student) = try sceneModels()
+  guard let directory = option("--out") else { fail("usage: DistillBench export --out DIR [--teacher PRESET --student PRESET]") }
+  let (teacher, student) = try models(teacher: option("--teacher") ?? "scene-teacher", student: option("--student") ?? "scene-student")
   try teacher.save(huggingFace: "\(directory)/teacher")
   try student.save(huggingFace: "\(directory)/student")
   print("exported teacher (\(teacher.parameterCount()) parameters) and student (\(student.parameterCount())) to \(directory)")
 }
 
 func worker() throws {
-  guard let directory = option("--weights") else { fail("usage: DistillBench worker --weights DIR [--threads N]") }
+  guard let directory = option("--weights") else {
+    fail("usage: DistillBench worker --weights DIR [--threads N] [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16]")
+  }
   if let threads = option("--threads").flatMap(Int.init) { Torch.numThreads = threads }
+  let device = try Device(parsing: option("--device") ?? "cpu")
+  if device.isCUDA, !Torch.cudaAvailable { fail("--device \(device): LibTorch's CUDA library did not load or no GPU is visible") }
+  let precision = option("--precision") ?? "fp32"
+  let autocast: DType? =
+    switch precision {
+    case "fp32": nil
+    case "bf16": .bfloat16
+    case "fp16": .float16
+    default: fail("--precision: fp32, bf16 or fp16, not \(precision)")
+    }
   let student = try CLIPModel.load(huggingFace: "\(directory)/student")
   let teacher = try CLIPModel.load(huggingFace: "\(directory)/teacher")
   let head = try CMAPKDHead(student: student.config, teacher: teacher)
   let (missing, unexpected) = try head.loadStateDict(SafeTensors.load("\(directory)/head.safetensors"))
   guard missing.isEmpty, unexpected.isEmpty else { fail("head.safetensors: missing \(missing), unexpected \(unexpected)") }
+  try student.to(device)
+  try teacher.to(device)
+  try head.to(device)
   let batchFile = try SafeTensors.load("\(directory)/batch.safetensors")
   guard let pixels = batchFile["pixels"], let ids = batchFile["ids"], let mask = batchFile["mask"] else {
     fail("\(directory)/batch.safetensors: needs pixels, ids and mask")
   }
-  let batch = DistillBatch(pixels: pixels, ids: ids, attentionMask: mask, teacher: nil, stage: .fine)
+  let batch = DistillBatch(
+    pixels: try pixels.to(device), ids: try ids.to(device), attentionMask: try mask.to(device), teacher: nil, stage: .fine)
   let bench = try DistillStep(student: student, teacher: teacher, head: head)
+  (bench.device, bench.autocast) = (device, autocast)
   send(
-    "ready threads=\(Torch.numThreads) student=\(student.parameterCount()) head=\(head.parameterCount()) "
-      + "teacher=\(teacher.parameterCount())")
+    "ready threads=\(Torch.numThreads) device=\(device) precision=\(precision) student=\(student.parameterCount()) "
+      + "head=\(head.parameterCount()) teacher=\(teacher.parameterCount())")
   while let line = readLine() {
     let parts = line.split(separator: " ")
     if parts.first == "quit" { break }
@@ -338,6 +370,8 @@ func worker() throws {
     var times: [Double] = []
     var loss = 0.0
     for _ in 0..<n {
+      // CUDA runs asynchronously: a step ends when the device is done (loss.item() syncs too).
+      try Torch.synchronize(device)
       times.append(try seconds { loss = try bench.train(batch, teacher: bench.teacherFeatures(batch)) })
     }
     send("times " + times.map { String($0) }.joined(separator: " "))
@@ -353,7 +387,8 @@ do {
   default:
     fail(
       "usage: DistillBench cache [--batch N] [--rounds N] [--steps N] [--warmup N] [--threads N] [--quick] [--out DIR]\n"
-        + "       DistillBench export --out DIR\n       DistillBench worker --weights DIR [--threads N]")
+        + "       DistillBench export --out DIR [--teacher PRESET --student PRESET]\n"
+        + "       DistillBench worker --weights DIR [--threads N] [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16]")
   }
 } catch {
   fail("\(error)")

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The GPU session's one prepared script (issue 14), for the device machine, which has PyTorch
+# but no Swift. Here first: `make bundle`; then run this there with `carry: ["bundle"]`:
+#   bash bench/gpu/device_checks.sh
+# It unpacks the bundle, trains the quick demo on CUDA in bf16 (placement: every tensor on the
+# GPU, or the run fails on a device mismatch), then runs the GPU step benchmark (bf16 and fp32,
+# Swift vs PyTorch eager, MFU). Results go to $OUT (the device tool brings them back).
+set -euo pipefail
+out=${OUT:-$PWD/bench/out/device}
+mkdir -p "$out"
+[[ -f bundle/cmapkd-bundle.tar.gz ]] || { echo "no bundle/cmapkd-bundle.tar.gz: run make bundle first" >&2; exit 1; }
+work=$(mktemp -d)
+tar -C "$work" -xzf bundle/cmapkd-bundle.tar.gz
+cd "$work/cmapkd-bundle"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt" || true
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' | tee -a "$out/gpu.txt"
+
+echo "== demo --quick on cuda, bf16" | tee "$out/demo_cuda.log"
+start=$(date +%s)
+timeout "${DEMO_TIMEOUT:-240}" ./cmapkd demo --quick --set device=cuda --set precision=bf16 >> "$out/demo_cuda.log" 2>&1 \
+  && echo "demo ok in $(( $(date +%s) - start )) s" | tee -a "$out/demo_cuda.log" \
+  || echo "demo FAILED or timed out after $(( $(date +%s) - start )) s" | tee -a "$out/demo_cuda.log"
+grep -E "device|CMAPKD|Teacher|error" "$out/demo_cuda.log" | head -30
+
+echo "== GPU step benchmark"
+timeout "${BENCH_TIMEOUT:-300}" python3 bench/gpu/bench_gpu.py --swift-binary ./distillbench --out "$out" 2>&1 \
+  | grep -v "Loading weights" | tee "$out/bench_gpu.log"
