@@ -128,6 +128,7 @@ struct Distill: ParsableCommand {
     abstract: "Distill a student from a trained teacher with one method.",
     discussion: """
       Methods: none, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd (configs/methods/<name>.yaml holds each one's settings).
+      The run goes to <output_dir>/<name> (<output_dir>/<method> when `name` is not set), or `run_dir`.
       Example:
         cmapkd distill --config configs/demo.yaml --method cmapkd --set teacher.checkpoint=runs/demo/teacher
       """)
@@ -143,7 +144,9 @@ struct Distill: ParsableCommand {
     }
     var config = try ConfigLoader.load(
       ExperimentConfig.self, files: files, overrides: options.overrides + (method.map { ["method.name=\($0)"] } ?? []))
-    if config.runDir == nil { config.runDir = "\(config.outputDir)/\(config.method.name)" }
+    // `name` names the run folder; left at its default, the method does.
+    if config.name == ExperimentConfig().name { config.name = config.method.name }
+    if config.runDir == nil { config.runDir = "\(config.outputDir)/\(config.name)" }
     let outcome = try Trainer(config: config, kind: .student).run(resume: resume.resume != nil)
     Console.printOutcome(outcome)
   }

@@ -87,6 +87,13 @@ import Torch
     #expect(fp16.status == 0, "\(fp16.stderr)")
     #expect(try records("\(root)/fp16").contains { $0.values["amp/loss_scale"] != nil })
 
+    // `name` names the run folder when run_dir is not given.
+    let named = try runCLI([
+      "distill", "--config", config, "--method", "none", "--set", "name=my-run", "--set", "train.steps=2",
+    ])
+    #expect(named.status == 0, "\(named.stderr)")
+    #expect(FileManager.default.fileExists(atPath: "\(root)/my-run/results.json"))
+
     // Micro-batches must split the batch evenly; a GPU that is not there is named.
     let uneven = try runCLI([
       "distill", "--config", config, "--method", "kd", "--set", "run_dir=\(root)/uneven", "--set", "train.accumulation_steps=3",
