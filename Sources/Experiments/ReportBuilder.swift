@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Reports
 
@@ -17,13 +18,43 @@ public struct RunResults: Codable, Equatable, Sendable {
   public var flopsPerImage: Double?
   public var flopsPerCaption: Double?
   public var imagesPerSecond: Double?
-  /// The full evaluation as the evaluator returned it.
-  public var evaluation: String?
+  /// The full evaluation as the evaluator returned it (a nested object in the file).
+  public var evaluation: EvaluationResult?
 
   enum CodingKeys: String, CodingKey {
     case kind, method, seed, variant, steps, metrics, parameters, evaluation
     case wallTimeSeconds = "wall_time_seconds", flopsPerImage = "flops_per_image", flopsPerCaption = "flops_per_caption"
     case imagesPerSecond = "images_per_second"
+  }
+
+  public init(
+    kind: String, method: String, seed: Int, variant: String?, steps: Int, wallTimeSeconds: Double, metrics: [String: Double],
+    parameters: Int?, flopsPerImage: Double?, flopsPerCaption: Double?, imagesPerSecond: Double?, evaluation: EvaluationResult?
+  ) {
+    (self.kind, self.method, self.seed, self.variant, self.steps, self.wallTimeSeconds) = (kind, method, seed, variant, steps, wallTimeSeconds)
+    (self.metrics, self.parameters, self.flopsPerImage, self.flopsPerCaption) = (metrics, parameters, flopsPerImage, flopsPerCaption)
+    (self.imagesPerSecond, self.evaluation) = (imagesPerSecond, evaluation)
+  }
+
+  public init(from decoder: Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    kind = try c.decode(String.self, forKey: .kind)
+    method = try c.decode(String.self, forKey: .method)
+    seed = try c.decode(Int.self, forKey: .seed)
+    variant = try c.decodeIfPresent(String.self, forKey: .variant)
+    steps = try c.decode(Int.self, forKey: .steps)
+    wallTimeSeconds = try c.decode(Double.self, forKey: .wallTimeSeconds)
+    metrics = try c.decode([String: Double].self, forKey: .metrics)
+    parameters = try c.decodeIfPresent(Int.self, forKey: .parameters)
+    flopsPerImage = try c.decodeIfPresent(Double.self, forKey: .flopsPerImage)
+    flopsPerCaption = try c.decodeIfPresent(Double.self, forKey: .flopsPerCaption)
+    imagesPerSecond = try c.decodeIfPresent(Double.self, forKey: .imagesPerSecond)
+    // Files written before this round hold the evaluation as a JSON string.
+    if let text = try? c.decodeIfPresent(String.self, forKey: .evaluation) {
+      evaluation = try JSONDecoder().decode(EvaluationResult.self, from: Data(text.utf8))
+    } else {
+      evaluation = try c.decodeIfPresent(EvaluationResult.self, forKey: .evaluation)
+    }
   }
 }
 

@@ -40,7 +40,7 @@ final class RunEvaluator {
     var flopsPerImage: Double?
     var flopsPerCaption: Double?
     var imagesPerSecond: Double?
-    var detail: String?
+    var detail: EvaluationResult?
   }
 
   /// The final evaluation on the test split.
@@ -67,7 +67,7 @@ final class RunEvaluator {
       metrics: Self.flatten(result), parameters: ParameterCounts(model).total,
       flopsPerImage: Double(FlopCounter.image(model.config).total),
       flopsPerCaption: Double(FlopCounter.caption(model.config).total),
-      imagesPerSecond: efficiency?.image.itemsPerSecond, detail: String(decoding: try JSONCoding.encode(result), as: UTF8.self))
+      imagesPerSecond: efficiency?.image.itemsPerSecond, detail: result)
   }
 
   /// The report's metric names (`Reports.MetricKey`) from an evaluation result.

@@ -1,3 +1,4 @@
+import Evaluation
 import Experiments
 import Foundation
 import Testing
@@ -32,5 +33,26 @@ struct ComparisonReuseTests {
     let error = #expect(throws: ConfigError.self) { try Comparison.requireSameSettings(other, savedIn: dir) }
     let message = error?.description ?? ""
     #expect(message.contains("seed: \(config.seed) → \(config.seed + 1)"), "\(message)")
+  }
+}
+
+@Suite("results.json")
+struct ResultsFileTests {
+  @Test("the evaluation is a nested object; files that hold it as a JSON string still read")
+  func nestedEvaluation() throws {
+    let inner =
+      #"{"retrieval":{"image_to_text":{"r1":0.5,"r5":0.75,"r10":1},"text_to_image":{"r1":0.25,"r5":0.5,"r10":0.75},"#
+      + #""mean_recall":0.625,"images":4,"captions":8}}"#
+    func results(_ evaluation: String) throws -> RunResults {
+      let text = #"{"kind":"student","method":"kd","seed":0,"steps":3,"wall_time_seconds":1.5,"metrics":{"mean_recall":0.5},"evaluation":"#
+        + evaluation + "}"
+      return try JSONDecoder().decode(RunResults.self, from: Data(text.utf8))
+    }
+    let nested = try results(inner)
+    let old = try results(String(decoding: try JSONEncoder().encode(inner), as: UTF8.self))  // a JSON string
+    #expect(nested.evaluation?.retrieval?.meanRecall == 0.625 && nested == old)
+    let written = String(decoding: try JSONCoding.encode(nested), as: UTF8.self)
+    #expect(written.contains(#""evaluation" : {"#), "\(written)")
+    #expect(try JSONDecoder().decode(RunResults.self, from: Data(written.utf8)) == nested)
   }
 }
