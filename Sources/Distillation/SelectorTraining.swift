@@ -437,6 +437,14 @@ public final class SelectorTrainer {
       out["selector.heldout"] = try Tensor([credits.heldOutLoss, credits.heldOutGradientNorm], shape: [2])
     }
     if let baseline = policy.baseline { out["selector.baseline"] = try Tensor([baseline], shape: []) }
+    // The latest update's diagnostics are logged every step until the next update: a resumed
+    // run logs what an uninterrupted one does.
+    let names = metrics.keys.sorted()
+    if !names.isEmpty {
+      out["selector.metric_values"] = try Tensor(names.map { metrics[$0]! }, shape: [names.count])
+      let text = Array(names.joined(separator: "\n").utf8)
+      out["selector.metric_names"] = try Tensor(text, shape: [text.count])
+    }
     return out
   }
 
@@ -461,5 +469,14 @@ public final class SelectorTrainer {
       sigma: config.policySigma, baselineMomentum: config.policyBaselineMomentum,
       baseline: try tensors["selector.baseline"]?.item())
     pending = nil
+    metrics = [:]
+    if let values = tensors["selector.metric_values"], let names = tensors["selector.metric_names"] {
+      let keys = String(decoding: try names.toArray(UInt8.self), as: UTF8.self).split(separator: "\n").map(String.init)
+      let numbers = try values.doubles()
+      guard keys.count == numbers.count else {
+        throw MethodError("cmapkd: selector.metric_names (\(keys.count)) and selector.metric_values (\(numbers.count)) differ")
+      }
+      metrics = Dictionary(uniqueKeysWithValues: zip(keys, numbers))
+    }
   }
 }

@@ -66,6 +66,29 @@ import Torch
     #expect(events.contains { $0.hasPrefix("events.out.tfevents.") })
   }
 
+  @Test func cmapkdWithGatingAndAFloat16CacheResumesExactly() throws {
+    let (root, config) = try prepared("resume-cmapkd")
+    // The ALSN's selector (its own optimizer, learning every K steps) and a float16 cache that
+    // the uninterrupted run fills and the killed one reads back must give the same numbers.
+    let common = [
+      "--config", config, "--method", "cmapkd", "--set", "method.cmapkd.selection=gating", "--set", "cache.float16=true",
+      "--set", "method.cmapkd.selector_interval=3",
+    ]
+    let straight = try runCLI(["distill"] + common + ["--set", "run_dir=\(root)/straight"])
+    #expect(straight.status == 0, "\(straight.stderr)")
+    let killedRun = "\(root)/killed"
+    let killed = try runCLI(["distill"] + common + ["--set", "run_dir=\(killedRun)"]) {
+      FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000010/meta.json")
+    }
+    #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL, "the run finished before it could be killed")
+    let resumed = try runCLI(["distill"] + common + ["--set", "run_dir=\(killedRun)", "--resume", "latest"])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    let a = try JSONCoding.decode(RunResults.self, file: "\(root)/straight/results.json")
+    let b = try JSONCoding.decode(RunResults.self, file: "\(killedRun)/results.json")
+    #expect(a.metrics.filter { !$0.key.contains("per_second") } == b.metrics.filter { !$0.key.contains("per_second") })
+    #expect(try records("\(root)/straight") == records(killedRun), "every logged loss and evaluation identical, step by step")
+  }
+
   @Test func mixedPrecisionAndAccumulationRunEndToEnd() throws {
     let (root, config) = try prepared("precision")
     // bf16 autocast with two micro-batches of 4 per step of 8.
