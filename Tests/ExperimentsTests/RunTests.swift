@@ -32,11 +32,21 @@ import Torch
     let straight = try runCLI(["distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(root)/straight"])
     #expect(straight.status == 0, "\(straight.stderr)")
 
-    // Killed mid-epoch (8 batches per epoch; checkpoints every 5 steps) once step 10 is saved.
+    // Killed mid-epoch (8 batches per epoch; checkpoints every 5 steps) once step 10 is saved
+    // and step 12 logged: the steps after the checkpoint are logged again by the resumed run.
     let killedRun = "\(root)/killed"
-    let killed = try runCLI(["distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(killedRun)"]) {
-      FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000010/meta.json")
+    func lastLoggedStep() -> Int {
+      let text = (try? String(contentsOfFile: "\(killedRun)/metrics.jsonl", encoding: .utf8)) ?? ""
+      return text.split(separator: "\n").compactMap {
+        (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["step"] as? Int
+      }.max() ?? 0
     }
+    let killed = try runCLI(["distill", "--config", config, "--method", "dsmd", "--set", "run_dir=\(killedRun)"]) {
+      FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000010/meta.json") && lastLoggedStep() >= 12
+    }
+    #expect(
+      !FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000015"),
+      "killed after the step-15 checkpoint: the test no longer covers a logged tail past the checkpoint")
     #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL, "the run finished before it could be killed")
     #expect(!FileManager.default.fileExists(atPath: "\(killedRun)/results.json"))
 
@@ -64,6 +74,18 @@ import Torch
     #expect(FileManager.default.fileExists(atPath: "\(root)/report/loss.svg"))
     let events = try FileManager.default.contentsOfDirectory(atPath: "\(root)/straight/tensorboard")
     #expect(events.contains { $0.hasPrefix("events.out.tfevents.") })
+    // TensorBoard: the resumed run's event files hold each (step, tag) once, as the straight run's do.
+    func scalarSteps(_ run: String) throws -> [String] {
+      let folder = "\(run)/tensorboard"
+      return try FileManager.default.contentsOfDirectory(atPath: folder).sorted().flatMap { name in
+        try TFRecord.read("\(folder)/\(name)").map(TensorBoardEvent.decode).flatMap { event in
+          event.scalars.filter { !$0.tag.hasPrefix("cache/") }.map { "\(event.step) \($0.tag)" }
+        }
+      }
+    }
+    let (straightEvents, resumedEvents) = (try scalarSteps("\(root)/straight"), try scalarSteps(killedRun))
+    #expect(Set(resumedEvents).count == resumedEvents.count, "a step logged twice to TensorBoard after the resume")
+    #expect(Set(resumedEvents) == Set(straightEvents))
   }
 
   @Test func cmapkdWithGatingAndAFloat16CacheResumesExactly() throws {
