@@ -349,6 +349,7 @@ int ct_clip_grad_norm(const ct_tensor *params, int n, double max_norm, double no
     auto total = at::linalg_vector_norm(at::stack(norms), norm_type);
     *total_norm = total.item<double>();
     // Same formula as torch.nn.utils.clip_grad_norm_: scale by min(1, max/(norm + 1e-6)).
+    if (std::isinf(max_norm)) return 0;  // the norm only (gradientNorm)
     auto coef = at::clamp_max(max_norm / (total + 1e-6), 1.0);
     for (auto &g : grads) g.mul_(coef);
   });

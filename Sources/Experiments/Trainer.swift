@@ -123,7 +123,8 @@ public final class Trainer {
     try method.head?.to(device)
     model.train()
     method.head?.train()
-    let trainable = model.parameters() + (method.head?.parameters() ?? [])
+    let named = model.namedParameters(prefix: "student.") + (method.head?.namedParameters(prefix: "head.") ?? [])
+    let trainable = named.map(\.1)
     let optimizer = try AdamW(
       ParameterGroup.decayAndNoDecay(model.namedParameters() + (method.head?.namedParameters(prefix: "head.") ?? [])),
       learningRate: optimizerConfig.learningRate, betas: (optimizerConfig.beta1, optimizerConfig.beta2), eps: optimizerConfig.eps,
@@ -187,6 +188,10 @@ public final class Trainer {
     var lastMetrics: [String: Double] = [:]
 
     func saveCheckpoint(metrics: [String: Double]) throws {
+      // Never save weights that went non-finite (student, method modules, the ALSN).
+      if try named.contains(where: { try $0.1.detach().isFinite().to(.float32).mean().item() < 1 }) {
+        throw try nonFiniteTensors(named, gradients: false, step: step, position: position, learningRate: optimizer.learningRate)
+      }
       let meta = CheckpointMeta(
         step: step, position: position, architecture: try RunSetup.architectureJSON(modelConfig), method: methodName,
         seed: config.seed,
@@ -252,7 +257,12 @@ public final class Trainer {
       let finite = try scaler.map { try $0.unscale(trainable) } ?? true
       var gradNorm = 0.0
       if finite {
-        gradNorm = optimizerConfig.clipNorm > 0 ? try clipGradNorm(trainable, maxNorm: optimizerConfig.clipNorm) : 0
+        gradNorm =
+          optimizerConfig.clipNorm > 0
+          ? try clipGradNorm(trainable, maxNorm: optimizerConfig.clipNorm) : try gradientNorm(trainable)
+        guard gradNorm.isFinite else {
+          throw try nonFiniteTensors(named, gradients: true, step: step, position: batch.position, learningRate: learningRate)
+        }
         try optimizer.step()
       } else {
         say("step \(step + 1): fp16 gradients overflowed at loss scale \(scaler?.scale ?? 0); step skipped, scale halved")
@@ -325,6 +335,33 @@ public final class Trainer {
     teacher.eval()
     try teacher.freeze()
     return teacher
+  }
+
+  /// The names of the tensors whose gradients (`gradients`) or values hold an inf or NaN.
+  public static func nonFiniteNames(_ named: [(String, Tensor)], gradients: Bool) throws -> [String] {
+    try named.compactMap { name, p in
+      guard let t = try (gradients ? p.grad : p.detach()) else { return nil }
+      return try t.isFinite().to(.float32).mean().item() < 1 ? name : nil
+    }
+  }
+
+  /// Names the tensors whose gradients (or values) are not finite, saves them in a diagnostic
+  /// and returns the error that stops the run before any checkpoint is written.
+  func nonFiniteTensors(
+    _ named: [(String, Tensor)], gradients: Bool, step: Int, position: LoaderPosition, learningRate: Double
+  ) throws -> TrainingError {
+    let bad = try Self.nonFiniteNames(named, gradients: gradients)
+    let what = gradients ? "gradients" : "parameters"
+    let diagnostic: [String: String] = [
+      "step": "\(step)", "epoch": "\(position.epoch)", "batch": "\(position.batch)", "learning_rate": "\(learningRate)",
+      "non_finite_\(what)": bad.joined(separator: "; "),
+    ]
+    let path = "\(directory)/diagnostic-step-\(step).json"
+    try AtomicFile.write(try JSONCoding.encode(diagnostic), to: path)
+    let shown = bad.prefix(5).joined(separator: ", ") + (bad.count > 5 ? ", … (\(bad.count) tensors)" : "")
+    return TrainingError(
+      "step \(step): non-finite \(what) in \(shown.isEmpty ? "an unnamed tensor" : shown); stopped without saving a checkpoint. Diagnostic: \(path)"
+    )
   }
 
   /// Saves what the loss looked like and names the terms that went non-finite.

@@ -63,6 +63,11 @@ func withGradients(_ group: ParameterGroup) throws -> [(index: Int, param: Tenso
 /// Scales all gradients so that their global p-norm is at most `maxNorm`
 /// (`torch.nn.utils.clip_grad_norm_`). Returns the norm before clipping.
 @discardableResult
+/// The total norm of the parameters' gradients, changing nothing.
+public func gradientNorm(_ parameters: [Tensor], normType: Double = 2) throws -> Double {
+  try clipGradNorm(parameters, maxNorm: .infinity, normType: normType)
+}
+
 public func clipGradNorm(_ parameters: [Tensor], maxNorm: Double, normType: Double = 2) throws -> Double {
   var total = 0.0
   try Tensor.withHandles(parameters) { handles, n in

@@ -2,6 +2,7 @@ import Evaluation
 import Experiments
 import Foundation
 import Testing
+import Torch
 
 @Suite("cmapkd compare reuses a finished run only when its settings are the planned ones")
 struct ComparisonReuseTests {
@@ -54,5 +55,21 @@ struct ResultsFileTests {
     let written = String(decoding: try JSONCoding.encode(nested), as: UTF8.self)
     #expect(written.contains(#""evaluation" : {"#), "\(written)")
     #expect(try JSONDecoder().decode(RunResults.self, from: Data(written.utf8)) == nested)
+  }
+}
+
+@Suite("non-finite weights and gradients are named")
+struct NonFiniteTests {
+  @Test("the names of tensors holding an inf or NaN, in values or in gradients")
+  func names() throws {
+    let fine = try Tensor([1, 2] as [Float]).requiresGrad(true)
+    let infinite = try Tensor([1, Float.infinity] as [Float]).requiresGrad(true)
+    let nan = try Tensor([Float.nan] as [Float]).requiresGrad(true)
+    let named = [("student.a", fine), ("head.b", infinite), ("head.alsn.c", nan)]
+    #expect(try Trainer.nonFiniteNames(named, gradients: false) == ["head.b", "head.alsn.c"])
+    #expect(try Trainer.nonFiniteNames(named, gradients: true).isEmpty)  // no gradients yet
+    try (fine * Double.infinity).sum().backward()
+    try (nan * 1.0).sum().backward()
+    #expect(try Trainer.nonFiniteNames(named, gradients: true) == ["student.a"])
   }
 }
