@@ -98,8 +98,12 @@ extension CLIPModel {
   /// Writes open_clip's state dict (`weights`) and model config (`config`) that
   /// `open_clip.CLIP(**json)` + `load_state_dict` accept.
   public func save(openCLIP weights: String, config configPath: String) throws {
-    guard case .argmax = config.resolvedTextPooling else {
-      throw TorchError("openCLIP", "open_clip pools text by argmax; this model pools by another rule and would not match")
+    // open_clip pools at the argmax of the ids; pooling at the first end-of-text is the same
+    // when end-of-text is the largest id of the vocabulary (CLIP's 49407 of 49408).
+    let pooling = config.resolvedTextPooling
+    guard pooling == .argmax || pooling == .firstToken(config.textConfig.vocabSize - 1) else {
+      throw TorchError(
+        "openCLIP", "open_clip pools text at the argmax of the ids; this model pools at \(pooling), which would not match")
     }
     try Checkpoint.writeJSON(OpenCLIPConfig(config), to: configPath)
     try SafeTensors.save(OpenCLIPKeys.fromOurs(Checkpoint.stateDictionary(self)), to: weights, metadata: ["format": "pt"])

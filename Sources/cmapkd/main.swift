@@ -21,8 +21,8 @@ struct CMAPKDCommand: ParsableCommand {
         cmapkd report runs/demo/teacher runs/demo/cmapkd runs/demo/kd --out runs/demo
       """,
     subcommands: [
-      DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, Ablate.self, Compare.self, Report.self,
-      Demo.self, Bench.self,
+      DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, ExportCommand.self, Ablate.self,
+      Compare.self, Report.self, Demo.self, Bench.self,
     ])
 
   static func main() {
@@ -169,6 +169,30 @@ struct Eval: ParsableCommand {
       defaults: FileManager.default.fileExists(atPath: savedConfig) ? [savedConfig] : ["configs/demo.yaml"])
     let results = try Evaluate.checkpoint(checkpoint, config: config, asTeacher: teacher)
     Console.printMetrics(results)
+  }
+}
+
+struct ExportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export",
+    abstract: "Write a run's student as a Hugging Face or open_clip model, with its tokenizer.",
+    discussion: """
+      The run's best checkpoint (else its latest); the method's training-time modules (adapters,
+      bridge, ALSN, projectors) are left out.
+      Examples:
+        cmapkd export runs/demo/cmapkd                       # runs/demo/cmapkd/export-hf
+        cmapkd export runs/demo/cmapkd --format open_clip --out exported/student
+      Then in Python: transformers.CLIPModel.from_pretrained(DIR), CLIPTokenizer.from_pretrained(DIR).
+      """)
+  @Argument(help: "A finished (or checkpointed) run folder.") var runFolder: String
+  @Option(help: "hf or open_clip.") var format = "hf"
+  @Option(help: "The folder to write (default: RUN/export-FORMAT).") var out: String?
+  func run() throws {
+    guard let chosen = Export.Format(rawValue: format) else {
+      throw ValidationError("--format must be hf or open_clip, not '\(format)'")
+    }
+    let folder = try Export.run(runFolder, format: chosen, out: out)
+    print("exported \(runFolder) as \(chosen.rawValue) to \(folder)")
   }
 }
 

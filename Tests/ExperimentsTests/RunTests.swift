@@ -1,7 +1,10 @@
 import Experiments
 import Foundation
+import Models
 import Reports
+import TestSupport
 import Testing
+import Tokenizers
 import Torch
 
 /// Runs go through the `cmapkd` executable, as a user runs them. Serialized: they share the
@@ -109,6 +112,83 @@ import Torch
     let b = try JSONCoding.decode(RunResults.self, file: "\(killedRun)/results.json")
     #expect(a.metrics.filter { !$0.key.contains("per_second") } == b.metrics.filter { !$0.key.contains("per_second") })
     #expect(try records("\(root)/straight") == records(killedRun), "every logged loss and evaluation identical, step by step")
+  }
+
+  @Test func exportRoundTripGivesTheSameEmbeddingsAndTokens() throws {
+    let (root, config) = try prepared("export")
+    let run = "\(root)/cmapkd"
+    let trained = try runCLI([
+      "distill", "--config", config, "--method", "cmapkd", "--set", "run_dir=\(run)", "--set", "train.steps=3",
+    ])
+    #expect(trained.status == 0, "\(trained.stderr)")
+    let hf = try runCLI(["export", run, "--out", "\(root)/hf"])
+    #expect(hf.status == 0, "\(hf.stderr)")
+    let oc = try runCLI(["export", run, "--format", "open_clip", "--out", "\(root)/oc"])
+    #expect(oc.status == 0, "\(oc.stderr)")
+    #expect(try runCLI(["export", run, "--format", "onnx"]).status == 2)
+
+    let saved = try ConfigLoader.load(ExperimentConfig.self, files: ["\(run)/config.yaml"])
+    let modelConfig = try RunSetup.modelConfig(saved.student, key: "student")
+    let original = try RunSetup.loadModel(modelConfig, from: run, key: "run")
+    let fromHF = try CLIPModel.load(huggingFace: "\(root)/hf")
+    let fromOpenCLIP = try CLIPModel.load(
+      openCLIP: "\(root)/oc/open_clip_model.safetensors", config: "\(root)/oc/open_clip_config.json")
+    // Only the student: none of CMAPKD's training-time modules are in the exported weights.
+    let keys = try SafeTensors.load("\(root)/hf/model.safetensors").keys
+    #expect(!keys.contains { $0.contains("pyramid") || $0.contains("bridge") || $0.contains("alsn") || $0.hasPrefix("head.") })
+
+    let tokenizer = try RunSetup.tokenizer(saved.data, model: modelConfig)
+    let hfTokenizer = try CLIPTokenizer(
+      vocabJSON: "\(root)/hf/vocab.json", merges: "\(root)/hf/merges.txt",
+      contextLength: modelConfig.textConfig.maxPositionEmbeddings, padding: .zero)
+    for caption in ["a red circle left of a blue square", "Two TINY triangles, above; café"] {
+      #expect(try hfTokenizer.encode(caption) == tokenizer.encode(caption), "\(caption)")
+    }
+    try Torch.manualSeed(3)
+    let image = modelConfig.visionConfig.imageSize
+    let pixels = try Tensor.randn([2, 3, image, image])
+    let context = modelConfig.textConfig.maxPositionEmbeddings
+    var row = try tokenizer.encode("a red circle left of a blue square")
+    row += [Int](repeating: 0, count: context - row.count)
+    let ids = try Tensor(row.map(Int64.init), shape: [1, context])
+    let mask = try ids.ne(0).to(.int64)
+    for model in [original, fromHF, fromOpenCLIP] { model.eval() }
+    for other in [fromHF, fromOpenCLIP] {
+      #expect(try (other.encodeImage(pixels) - original.encodeImage(pixels)).abs().sum().item() == 0)
+      #expect(try (other.encodeText(ids, attentionMask: mask) - original.encodeText(ids, attentionMask: mask)).abs().sum().item() == 0)
+    }
+    // Live (make check-live, or wherever the reference stack is installed): transformers and
+    // open_clip load the exports and give our embeddings and token ids.
+    guard referenceStackAvailable else { return }
+    try SafeTensors.save(
+      [
+        "pixels": pixels, "ids": ids, "image": try original.encodeImage(pixels), "text": try original.encodeText(ids, attentionMask: mask),
+      ], to: "\(root)/expected.safetensors")
+    let report = try runPython(
+      """
+      import sys, json, torch, open_clip
+      from transformers import CLIPModel, CLIPTokenizer
+      from safetensors.torch import load_file
+      hf, oc, expected = sys.argv[1:4]
+      e = load_file(expected)
+      m = CLIPModel.from_pretrained(hf).eval()
+      o = open_clip.CLIP(**json.load(open(oc + "/open_clip_config.json"))).eval()
+      o.load_state_dict(load_file(oc + "/open_clip_model.safetensors"))
+      ids = e["ids"]
+      hf_ids = CLIPTokenizer.from_pretrained(hf)("a red circle left of a blue square")["input_ids"]
+      assert hf_ids == ids[0, :len(hf_ids)].tolist(), (hf_ids, ids)
+      with torch.no_grad():
+          for name, image, text in [
+              ("transformers", m.get_image_features(pixel_values=e["pixels"]), m.get_text_features(input_ids=ids, attention_mask=(ids != 0).long())),
+              ("open_clip", o.encode_image(e["pixels"]), o.encode_text(ids))]:
+              image, text = getattr(image, "pooler_output", image), getattr(text, "pooler_output", text)
+              print(name, (image - e["image"]).abs().max().item(), (text - e["text"]).abs().max().item())
+      """, arguments: ["\(root)/hf", "\(root)/oc", "\(root)/expected.safetensors"])
+    for line in report.split(separator: "\n") {
+      let fields = line.split(separator: " ")
+      #expect(fields.count == 3 && fields.dropFirst().allSatisfy { (Double($0) ?? 1) < 1e-4 }, "\(line)")
+    }
+    #expect(report.contains("transformers") && report.contains("open_clip"), "\(report)")
   }
 
   @Test func mixedPrecisionAndAccumulationRunEndToEnd() throws {
