@@ -13,7 +13,7 @@ public enum Evaluate {
     let modelConfig = try RunSetup.modelConfig(section, key: key)
     let model = try RunSetup.loadModel(modelConfig, from: path, key: key)
     if config.train.threads > 0 { Torch.numThreads = config.train.threads }
-    let tokenizer = try RunSetup.tokenizer(config.data, model: modelConfig)
+    let tokenizer = try RunSetup.tokenizer(config.data, model: modelConfig, teacher: config.teacher)
     let evaluator = try RunEvaluator(config: config, model: modelConfig, tokenizer: tokenizer)
     return try evaluator.final(model).metrics
   }

@@ -31,18 +31,27 @@ public enum Export {
     let model = try RunSetup.loadModel(modelConfig, from: run, key: run)
     let folder = out ?? "\(run)/export-\(format.rawValue)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    let vocabularyPath = try RunSetup.vocabularyPath(config.data.vocabulary)
+    // The tokenizer the run trained with (RunSetup.tokenizer's order).
+    let teacherTokenizer = config.data.vocabulary == nil ? RunSetup.huggingFaceTokenizer(config.teacher.checkpoint) : nil
+    let vocabularyPath = teacherTokenizer == nil ? try RunSetup.vocabularyPath(config.data.vocabulary) : nil
     switch format {
     case .hf:
       try model.save(huggingFace: folder)
-      try writeHuggingFaceTokenizer(
-        CLIPVocabulary.openCLIP(contentsOf: vocabularyPath), contextLength: modelConfig.textConfig.maxPositionEmbeddings,
-        to: folder)
+      let vocabulary =
+        if let teacherTokenizer {
+          try CLIPVocabulary.huggingFace(vocabJSON: teacherTokenizer.vocab, merges: teacherTokenizer.merges)
+        } else {
+          try CLIPVocabulary.openCLIP(contentsOf: vocabularyPath!)
+        }
+      try writeHuggingFaceTokenizer(vocabulary, contextLength: modelConfig.textConfig.maxPositionEmbeddings, to: folder)
     case .openCLIP:
+      // open_clip brings its own tokenizer; the run's file is copied alongside when it is open_clip's.
       try model.save(openCLIP: "\(folder)/open_clip_model.safetensors", config: "\(folder)/open_clip_config.json")
-      let copy = "\(folder)/\((vocabularyPath as NSString).lastPathComponent)"
-      try? FileManager.default.removeItem(atPath: copy)
-      try FileManager.default.copyItem(atPath: vocabularyPath, toPath: copy)
+      if let vocabularyPath {
+        let copy = "\(folder)/\((vocabularyPath as NSString).lastPathComponent)"
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: vocabularyPath, toPath: copy)
+      }
     }
     return folder
   }

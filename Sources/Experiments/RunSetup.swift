@@ -15,6 +15,10 @@ public enum RunSetup {
       guard FileManager.default.fileExists(atPath: path) else { throw ConfigError("\(key).config: file not found: \(path)") }
       return try Checkpoint.readConfig(CLIPConfig.self, at: path)
     }
+    // A Hugging Face model folder as the checkpoint brings its architecture (over `preset`).
+    if let folder = section.checkpoint, isHuggingFaceFolder(folder) {
+      return try Checkpoint.readConfig(CLIPConfig.self, at: "\(folder)/config.json")
+    }
     guard let name = section.preset else { throw ConfigError("\(key): give a preset or a config file") }
     guard let config = Presets.all[name] else {
       throw ConfigError(
@@ -49,13 +53,35 @@ public enum RunSetup {
       }
     }
     throw ConfigError(
-      "data.vocabulary: no CLIP BPE vocabulary found; run `make bootstrap` (installs open_clip's bpe_simple_vocab_16e6.txt.gz into .venv) or set data.vocabulary"
+      "data.vocabulary: no CLIP BPE vocabulary found; set data.vocabulary to open_clip's bpe_simple_vocab_16e6.txt.gz, or point teacher.checkpoint at a Hugging Face folder with vocab.json and merges.txt (`make bootstrap` installs open_clip's file into the checkout's .venv)"
     )
   }
 
-  public static func tokenizer(_ data: DataSection, model: CLIPConfig) throws -> CLIPTokenizer {
-    try CLIPTokenizer(
+  /// The run's tokenizer: `data.vocabulary` (open_clip's BPE file) when set, else the
+  /// teacher's Hugging Face folder's `vocab.json` + `merges.txt` when it has them, else
+  /// open_clip's file from `$CMAPKD_VOCABULARY` or the project venv.
+  public static func tokenizer(_ data: DataSection, model: CLIPConfig, teacher: ModelSection? = nil) throws -> CLIPTokenizer {
+    if data.vocabulary == nil, let files = huggingFaceTokenizer(teacher?.checkpoint) {
+      return try CLIPTokenizer(
+        vocabJSON: files.vocab, merges: files.merges, contextLength: model.textConfig.maxPositionEmbeddings, padding: .zero)
+    }
+    return try CLIPTokenizer(
       openCLIPVocabularyAt: try vocabularyPath(data.vocabulary), contextLength: model.textConfig.maxPositionEmbeddings)
+  }
+
+  /// A Hugging Face model folder: `config.json` and weights, not one of our checkpoints.
+  static func isHuggingFaceFolder(_ path: String) -> Bool {
+    let fm = FileManager.default
+    return fm.fileExists(atPath: "\(path)/config.json") && !fm.fileExists(atPath: "\(path)/meta.json")
+      && (fm.fileExists(atPath: "\(path)/model.safetensors") || fm.fileExists(atPath: "\(path)/pytorch_model.bin"))
+  }
+
+  /// The `vocab.json` and `merges.txt` of a Hugging Face folder, when it has both.
+  static func huggingFaceTokenizer(_ folder: String?) -> (vocab: String, merges: String)? {
+    guard let folder else { return nil }
+    let (vocab, merges) = ("\(folder)/vocab.json", "\(folder)/merges.txt")
+    let fm = FileManager.default
+    return fm.fileExists(atPath: vocab) && fm.fileExists(atPath: merges) ? (vocab, merges) : nil
   }
 
   /// A split of the configured data (the embedded benchmark unless `data.dataset` is set).

@@ -95,7 +95,7 @@ public final class Trainer {
     let micro = budget.accumulationSteps
 
     // Data.
-    let tokenizer = try RunSetup.tokenizer(config.data, model: modelConfig)
+    let tokenizer = try RunSetup.tokenizer(config.data, model: modelConfig, teacher: config.teacher)
     let preprocessor = try RunSetup.preprocessor(config.data, model: modelConfig)
     let trainSet = try RunSetup.dataset(config.data, splits: config.data.trainSplits)
     var loaderConfig = LoaderConfig(

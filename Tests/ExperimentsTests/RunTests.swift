@@ -191,6 +191,32 @@ import Torch
     #expect(report.contains("transformers") && report.contains("open_clip"), "\(report)")
   }
 
+  @Test func aHuggingFaceTeacherFolderIsEnoughOutsideTheCheckout() throws {
+    let (root, config) = try prepared("hf-teacher")
+    let exported = try runCLI(["export", "\(root)/teacher", "--out", "\(root)/hf-teacher"])
+    #expect(exported.status == 0, "\(exported.stderr)")
+    // From a folder with no .venv (so no open_clip vocabulary to fall back on) and a preset that
+    // disagrees: the folder's config.json and vocab.json + merges.txt are what the run uses.
+    let elsewhere = try temporaryFolder("elsewhere")
+    let env = ProcessInfo.processInfo.environment
+    try #require(env["CMAPKD_VOCABULARY"] == nil && env["CMAPKD_ROOT"] == nil)
+    let run = try runCLI(
+      [
+        "distill", "--config", config, "--method", "kd", "--set", "teacher.checkpoint=\(root)/hf-teacher",
+        "--set", "teacher.preset=vit-b-16", "--set", "run_dir=\(root)/from-hf", "--set", "train.steps=3",
+      ], in: elsewhere)
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(FileManager.default.fileExists(atPath: "\(root)/from-hf/results.json"))
+    // Without the tokenizer files there is nothing to tokenize with: the error says what to set.
+    try FileManager.default.removeItem(atPath: "\(root)/hf-teacher/vocab.json")
+    let missing = try runCLI(
+      [
+        "distill", "--config", config, "--method", "kd", "--set", "teacher.checkpoint=\(root)/hf-teacher",
+        "--set", "run_dir=\(root)/no-vocab", "--set", "train.steps=3",
+      ], in: elsewhere)
+    #expect(missing.status != 0 && missing.stderr.contains("data.vocabulary") && missing.stderr.contains("vocab.json"), "\(missing.stderr)")
+  }
+
   @Test func mixedPrecisionAndAccumulationRunEndToEnd() throws {
     let (root, config) = try prepared("precision")
     // bf16 autocast with two micro-batches of 4 per step of 8.

@@ -61,11 +61,11 @@ struct CommandResult {
 
 /// Runs `cmapkd` in the package root; `killWhen` is polled while it runs and, when it returns
 /// true, the process is killed with SIGKILL.
-func runCLI(_ arguments: [String], killWhen: (() -> Bool)? = nil) throws -> CommandResult {
+func runCLI(_ arguments: [String], in directory: String = packageRoot, killWhen: (() -> Bool)? = nil) throws -> CommandResult {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: cmapkdExecutable)
   process.arguments = arguments
-  process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+  process.currentDirectoryURL = URL(fileURLWithPath: directory)
   let outFile = try temporaryFolder("out") + "/io"
   FileManager.default.createFile(atPath: outFile + ".out", contents: nil)
   FileManager.default.createFile(atPath: outFile + ".err", contents: nil)
