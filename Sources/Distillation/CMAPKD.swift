@@ -45,7 +45,7 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   public var pyramid = PyramidConfig()
   public var lambdas = LossWeights()
   public var temperature = 0.07
-  public var selection: SelectionMode = .uniform
+  public var selection: SelectionMode = .gating
   /// For `manual` selection: 4 vision, 4 language and optionally 16 coupling weights.
   public var manualVision: [Double]?
   public var manualLanguage: [Double]?
@@ -85,7 +85,7 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
 
   public init(
     pyramid: PyramidConfig = PyramidConfig(), lambdas: LossWeights = LossWeights(), temperature: Double = 0.07,
-    selection: SelectionMode = .uniform
+    selection: SelectionMode = .gating
   ) {
     self.pyramid = pyramid
     self.lambdas = lambdas

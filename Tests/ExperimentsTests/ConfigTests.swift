@@ -25,6 +25,19 @@ import Testing
     #expect(c.method.name == "cmapkd")
   }
 
+  @Test("configs/methods/*.yaml only document the defaults built into the program (runs from any directory get them)")
+  func methodFilesMatchTheBuiltInDefaults() throws {
+    let folder = "\(packageRoot)/configs/methods"
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".yaml") }
+    #expect(files.count >= 7)
+    for file in files {
+      let method = String(file.dropLast(5))
+      let fromFile = try ConfigLoader.load(ExperimentConfig.self, files: ["\(folder)/\(file)"])
+      let builtIn = try ConfigLoader.load(ExperimentConfig.self, files: [], overrides: ["method.name=\(method)"])
+      #expect(fromFile == builtIn, "\(file) differs from the program's defaults")
+    }
+  }
+
   @Test func unknownKeyNamesKeyFileAndLine() {
     let text = message { _ = try load("name: x\ntrain:\n  steps: 4\n  stepz: 5\n") }
     #expect(text.contains("c.yaml:4"), "\(text)")
