@@ -20,9 +20,13 @@ public struct RunResults: Codable, Equatable, Sendable {
   public var imagesPerSecond: Double?
   /// The full evaluation as the evaluator returned it (a nested object in the file).
   public var evaluation: EvaluationResult?
+  /// Training samples skipped under `data.dataset.error_policy: skip`, by kind (each time one
+  /// was met: a sample that fails every epoch counts every epoch); nil when none.
+  public var skippedSamples: [String: Int]?
 
   enum CodingKeys: String, CodingKey {
     case kind, method, seed, variant, steps, metrics, parameters, evaluation
+    case skippedSamples = "skipped_samples"
     case wallTimeSeconds = "wall_time_seconds", flopsPerImage = "flops_per_image", flopsPerCaption = "flops_per_caption"
     case imagesPerSecond = "images_per_second"
   }
@@ -55,6 +59,7 @@ public struct RunResults: Codable, Equatable, Sendable {
     } else {
       evaluation = try c.decodeIfPresent(EvaluationResult.self, forKey: .evaluation)
     }
+    skippedSamples = try c.decodeIfPresent([String: Int].self, forKey: .skippedSamples)
   }
 }
 

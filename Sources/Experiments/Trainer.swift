@@ -103,6 +103,8 @@ public final class Trainer {
     loaderConfig.augmentationVariants = config.data.augmentationVariants
     loaderConfig.shuffleGroup = config.data.shuffleGroup
     loaderConfig.hardNegatives = budget.hardNegatives
+    // `data.dataset.error_policy: skip` covers decoding on the loader's workers too.
+    loaderConfig.errorPolicy = config.data.dataset?.errorPolicy ?? .fail
     let loader = try BatchLoader(dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, config: loaderConfig)
 
     // Models and method.
@@ -310,15 +312,19 @@ public final class Trainer {
       say("teacher cache: \(cache.hits) hits, \(cache.misses) misses, \(cache.bytesOnDisk >> 20) MB on disk")
     }
 
+    let skipped = loader.skipReport
+    if !skipped.isEmpty { say("training data: \(skipped)") }
+
     // Final evaluation of the last weights on the test split.
     say("evaluating \(methodName) on the test split")
     let final = try evaluator.final(model)
     let seconds = Date().timeIntervalSince(started)
-    let results = RunResults(
+    var results = RunResults(
       kind: kind.rawValue, method: methodName, seed: config.seed, variant: variant, steps: step, wallTimeSeconds: seconds,
       metrics: final.metrics, parameters: final.parameters, flopsPerImage: final.flopsPerImage,
       flopsPerCaption: final.flopsPerCaption,
       imagesPerSecond: final.imagesPerSecond, evaluation: final.detail)
+    results.skippedSamples = skipped.isEmpty ? nil : Dictionary(uniqueKeysWithValues: skipped.countByKind.map { ($0.key.rawValue, $0.value) })
     try AtomicFile.write(try JSONCoding.encode(results), to: "\(directory)/results.json")
     try log.close()
     return RunOutcome(directory: directory, steps: step, resumedFrom: resumedFrom, seconds: seconds, results: final.metrics)

@@ -1,3 +1,4 @@
+import Data
 import Experiments
 import Foundation
 import Models
@@ -215,6 +216,37 @@ import Torch
         "--set", "run_dir=\(root)/no-vocab", "--set", "train.steps=3",
       ], in: elsewhere)
     #expect(missing.status != 0 && missing.stderr.contains("data.vocabulary") && missing.stderr.contains("vocab.json"), "\(missing.stderr)")
+  }
+
+  @Test func skipPolicyCoversDecodeErrorsOnTheLoaderWorkersAndIsReported() throws {
+    let (root, config) = try prepared("skip")
+    // A Karpathy JSON over JPEGs; one training image is truncated (its header reads, its data does not).
+    let images = "\(root)/images"
+    try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+    var entries: [String] = []
+    let colours = ["red", "green", "blue", "yellow"]
+    for i in 0..<24 {
+      var pixels = [UInt8](repeating: 0, count: 32 * 32 * 3)
+      for p in 0..<(32 * 32) { pixels[p * 3 + i % 3] = UInt8(40 + (i * 37 + p) % 200) }
+      var bytes = try JPEG.encode(RGBImage(width: 32, height: 32, pixels: pixels))
+      if i == 3 { bytes = Array(bytes.prefix(bytes.count / 3)) }
+      try Data(bytes).write(to: URL(fileURLWithPath: "\(images)/\(i).jpg"))
+      let split = i < 16 ? "train" : i < 20 ? "val" : "test"
+      entries.append(#"{"filename": "\#(i).jpg", "split": "\#(split)", "sentences": [{"raw": "a \#(colours[i % 4]) picture number \#(i)"}]}"#)
+    }
+    try write(#"{"images": [\#(entries.joined(separator: ","))]}"#, to: "\(images)/dataset.json")
+    let dataset = "data.dataset={format: karpathy, path: \(images)/dataset.json, error_policy: skip}"
+    let common = ["distill", "--config", config, "--method", "none", "--set", dataset, "--set", "train.steps=8"]
+    let run = try runCLI(common + ["--set", "run_dir=\(root)/skipping"])
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stderr.contains("training data: skipped") && run.stderr.contains("undecodableImage"), "\(run.stderr)")
+    let results = try JSONCoding.decode(RunResults.self, file: "\(root)/skipping/results.json")
+    #expect((results.skippedSamples?["undecodableImage"] ?? 0) >= 1, "\(String(describing: results.skippedSamples))")
+    // Under the default policy the same file stops the run, naming it.
+    let failing = try runCLI(
+      ["distill", "--config", config, "--method", "none", "--set", "data.dataset={format: karpathy, path: \(images)/dataset.json}",
+       "--set", "train.steps=8", "--set", "run_dir=\(root)/failing"])
+    #expect(failing.status != 0 && failing.stderr.contains("3.jpg"), "\(failing.stderr)")
   }
 
   @Test func mixedPrecisionAndAccumulationRunEndToEnd() throws {
