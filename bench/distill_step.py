@@ -32,6 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+from alternate import SwiftWorker, alternate
 from transformers import CLIPConfig, CLIPModel
 
 LEVELS = range(4)
@@ -323,12 +325,8 @@ def main():
         pixels, ids, mask = random_batch(args.batch, image, length, torch.Generator().manual_seed(1))
         save_file({k: v.detach().contiguous() for k, v in head.state_dict().items()}, os.path.join(tmp, "head.safetensors"))
         save_file({"pixels": pixels, "ids": ids, "mask": mask}, os.path.join(tmp, "batch.safetensors"))
-        worker = subprocess.Popen([args.swift_binary, "worker", "--weights", tmp, "--threads", str(args.threads)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        ready = worker.stdout.readline().strip()
-        if not ready.startswith("ready"):
-            sys.exit(f"the Swift worker did not start (said {ready!r})")
-        print(f"swift worker: {ready}")
+        worker = SwiftWorker([args.swift_binary, "worker", "--weights", tmp, "--threads", str(args.threads)])
+        print(f"swift worker: {worker.ready}")
 
     step = Step(student, teacher, head, args.threads)
 
@@ -340,14 +338,7 @@ def main():
             times.append(time.perf_counter() - start)
         return times, loss
 
-    def swift_steps(n):
-        worker.stdin.write(f"steps {n}\n")
-        worker.stdin.flush()
-        line = worker.stdout.readline()
-        if not line.startswith("times"):
-            sys.exit(f"the Swift worker failed (said {line!r})")
-        times = [float(t) for t in line.split()[1:]]
-        return times, float(worker.stdout.readline().split()[1])
+    swift_steps = worker.steps
 
     load_before = os.getloadavg()
     # Both start from the same weights and batch: their first losses must agree.
@@ -358,14 +349,8 @@ def main():
     swift_steps(args.warmup)
     torch_steps(args.warmup)
 
-    swift_times, torch_times = [], []
-    for r in range(args.rounds):
-        order = [(swift_steps, swift_times), (torch_steps, torch_times)]
-        for run, sink in (order if r % 2 == 0 else order[::-1]):
-            sink.extend(run(args.steps)[0])
-    worker.stdin.write("quit\n")
-    worker.stdin.flush()
-    worker.wait()
+    swift_times, torch_times = alternate(swift_steps, torch_steps, args.rounds, args.steps)
+    worker.close()
     load_after = os.getloadavg()
 
     s, t = statistics.median(swift_times), statistics.median(torch_times)

@@ -10,7 +10,6 @@ compute the same thing (first-step losses agree).
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+from alternate import SwiftWorker, alternate
 
 
 class Attention(nn.Module):
@@ -98,9 +99,8 @@ def main():
         tensors = {f"model/{k}": v.detach().clone() for k, v in model.state_dict().items()}
         tensors.update({"config": config, "batch/tokens": tokens, "batch/targets": targets})
         save_file(tensors, path)
-        worker = subprocess.Popen([args.swift_binary, "--weights", path, "--threads", str(args.threads)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        print(f"swift worker: {worker.stdout.readline().strip()}")
+        worker = SwiftWorker([args.swift_binary, "--weights", path, "--threads", str(args.threads)])
+        print(f"swift worker: {worker.ready}")
 
     # torch.optim.AdamW's default on CPU is the single-tensor implementation, as ours.
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
@@ -117,12 +117,7 @@ def main():
             times.append(time.perf_counter() - start)
         return times, loss.item()
 
-    def swift_steps(n):
-        worker.stdin.write(f"steps {n}\n")
-        worker.stdin.flush()
-        times = [float(t) for t in worker.stdout.readline().split()[1:]]
-        loss = float(worker.stdout.readline().split()[1])
-        return times, loss
+    swift_steps = worker.steps
 
     # Both start from the same weights and batch: their first losses must agree.
     _, swift_first = swift_steps(1)
@@ -132,14 +127,8 @@ def main():
     swift_steps(args.warmup)
     torch_steps(args.warmup)
 
-    swift_times, torch_times = [], []
-    for r in range(args.rounds):
-        order = [(swift_steps, swift_times), (torch_steps, torch_times)]
-        for run, sink in (order if r % 2 == 0 else order[::-1]):
-            sink.extend(run(args.steps)[0])
-    worker.stdin.write("quit\n")
-    worker.stdin.flush()
-    worker.wait()
+    swift_times, torch_times = alternate(swift_steps, torch_steps, args.rounds, args.steps)
+    worker.close()
 
     s, t = statistics.median(swift_times), statistics.median(torch_times)
     print(f"transformer train step  batch={args.batch} seq={args.seq} width={args.width} heads={args.heads} "

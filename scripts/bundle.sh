@@ -50,7 +50,7 @@ vocab=$(ls .venv/lib/python*/site-packages/open_clip/bpe_simple_vocab_16e6.txt.g
 cp "$vocab" "$dir/share/"
 cp -r configs "$dir/"
 mkdir -p "$dir/bench"
-cp -r bench/gpu bench/distill_step.py "$dir/bench/"
+cp -r bench/gpu bench/distill_step.py bench/alternate.py "$dir/bench/"
 
 cat > "$dir/launch" <<'LAUNCHER'
 #!/usr/bin/env bash

@@ -31,6 +31,7 @@ from transformers import CLIPModel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import distill_step as ds  # noqa: E402  (the step's PyTorch definition, shared with make bench-distill)
+from alternate import SwiftWorker, alternate  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name fragment: (bf16/fp16 tensor cores, fp32 without TF32).
 PEAKS = {"H200": (989.0, 67.0), "H100": (989.0, 67.0), "A100": (312.0, 19.5), "L40S": (362.0, 91.6)}
@@ -118,21 +119,10 @@ def measure(args, device, precision, tmp):
             times.append(time.perf_counter() - start)
         return times, loss
 
-    worker = subprocess.Popen([args.swift_binary, "worker", "--weights", tmp, "--device", str(device), "--precision", precision,
-                               "--threads", str(torch.get_num_threads())],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    ready = worker.stdout.readline().strip()
-    if not ready.startswith("ready"):
-        sys.exit(f"the Swift worker did not start (said {ready!r})")
-    print(f"[{precision}] swift worker: {ready}")
-
-    def swift_steps(n):
-        worker.stdin.write(f"steps {n}\n")
-        worker.stdin.flush()
-        line = worker.stdout.readline()
-        if not line.startswith("times"):
-            sys.exit(f"the Swift worker failed (said {line!r})")
-        return [float(t) for t in line.split()[1:]], float(worker.stdout.readline().split()[1])
+    worker = SwiftWorker([args.swift_binary, "worker", "--weights", tmp, "--device", str(device), "--precision", precision,
+                          "--threads", str(torch.get_num_threads())])
+    print(f"[{precision}] swift worker: {worker.ready}")
+    swift_steps = worker.steps
 
     _, swift_first = swift_steps(1)
     # The step's FLOPs, counted on PyTorch's first step (the same computation on both sides).
@@ -146,14 +136,8 @@ def measure(args, device, precision, tmp):
     print(f"[{precision}] first-step loss: swift {swift_first:.6f}  pytorch {torch_first:.6f}  ({'agree' if agree else 'DIFFER'})")
     swift_steps(args.warmup)
     torch_steps(args.warmup)
-    swift_times, torch_times = [], []
-    for r in range(args.rounds):
-        order = [(swift_steps, swift_times), (torch_steps, torch_times)]
-        for run, sink in (order if r % 2 == 0 else order[::-1]):
-            sink.extend(run(args.steps)[0])
-    worker.stdin.write("quit\n")
-    worker.stdin.flush()
-    worker.wait()
+    swift_times, torch_times = alternate(swift_steps, torch_steps, args.rounds, args.steps)
+    worker.close()
     s, t = statistics.median(swift_times), statistics.median(torch_times)
     peak = peak_tflops(device, precision, args.peak_tflops)
     mfu = (lambda seconds: flops / seconds / (peak * 1e12)) if peak else (lambda seconds: None)
