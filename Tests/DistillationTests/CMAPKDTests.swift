@@ -20,6 +20,16 @@ func smallCLIP(width: Int, layers: Int, projection: Int = 16) -> CLIPConfig {
     projectionDim: projection)
 }
 
+/// A frozen small teacher, a smaller student and the student's CMAPKD head, seeded.
+func smallTeacherStudent(seed: UInt64) throws -> (teacher: CLIPModel, student: CLIPModel, head: CMAPKDHead) {
+  try Torch.manualSeed(seed)
+  let teacher = try CLIPModel(smallCLIP(width: 32, layers: 4))
+  try teacher.freeze()
+  teacher.eval()
+  let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
+  return (teacher, student, try CMAPKDHead(student: student.config, teacher: teacher))
+}
+
 /// A batch of 4 images and captions with padding.
 func smallBatch() throws -> (pixels: Tensor, ids: Tensor, mask: Tensor) {
   let ids = try Tensor(
@@ -91,12 +101,7 @@ struct CMAPKDTests {
 
   @Test("the total loss falls when AdamW trains student and head on one batch")
   func decreases() throws {
-    try Torch.manualSeed(1)
-    let teacher = try CLIPModel(smallCLIP(width: 32, layers: 4))
-    try teacher.freeze()
-    teacher.eval()
-    let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
-    let head = try CMAPKDHead(student: student.config, teacher: teacher)
+    let (teacher, student, head) = try smallTeacherStudent(seed: 1)
     let method = CMAPKD(CMAPKDConfig())
     let batch = try smallBatch()
     let features = try TeacherFeatures.compute(

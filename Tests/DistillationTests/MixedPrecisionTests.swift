@@ -27,12 +27,7 @@ struct MixedPrecisionTests {
 
   @Test("a CMAPKD step under bf16 autocast: float32 loss within 2 % of the float32 step, float32 gradients everywhere")
   func cmapkdStep() throws {
-    try Torch.manualSeed(0)
-    let teacher = try CLIPModel(smallCLIP(width: 32, layers: 4))
-    try teacher.freeze()
-    teacher.eval()
-    let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
-    let head = try CMAPKDHead(student: student.config, teacher: teacher)
+    let (teacher, student, head) = try smallTeacherStudent(seed: 0)
     let method = CMAPKD(CMAPKDConfig(selection: .uniform))
     let batch = try smallBatch()
     let features = try TeacherFeatures.compute(
