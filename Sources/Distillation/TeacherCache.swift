@@ -187,10 +187,17 @@ public final class TeacherCache {
     }
     let keysJSON = String(decoding: try JSONEncoder().encode(keys), as: UTF8.self)
     var name: String
+    // The name is reserved by creating the file exclusively: another process filling the same
+    // cache cannot pick it too.
+    func reserve(_ path: String) -> Bool {
+      let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+      if fd >= 0 { close(fd) }
+      return fd >= 0
+    }
     repeat {
       name = String(format: "shard-%06d.safetensors", nextShard)
       nextShard += 1
-    } while shards[name] != nil || FileManager.default.fileExists(atPath: "\(directory)/\(name)")
+    } while shards[name] != nil || !reserve("\(directory)/\(name)")
     let path = "\(directory)/\(name)"
     try SafeTensors.save(tensors, to: path, metadata: ["keys": keysJSON, "fingerprint": fingerprint])
     let bytes = try Int64((FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? size)
@@ -219,21 +226,39 @@ public final class TeacherCache {
       return
     }
     for (name, record) in manifest.shards.sorted(by: { $0.key < $1.key }) {
-      shards[name] = record
-      do {
-        let file = try SafeTensorsFile(path: "\(directory)/\(name)")
-        guard let json = file.metadata["keys"], let keys = try? JSONDecoder().decode([String].self, from: Data(json.utf8)) else {
-          throw PyramidError("no sample keys in its metadata")
-        }
-        for (row, key) in keys.enumerated() { index[key] = (name, row) }
-      } catch {
-        try drop(name, reason: "\(error)")
-      }
+      do { try adopt(name, record) } catch { try drop(name, reason: "\(error)") }
     }
     nextShard = shards.count
   }
 
+  /// Takes a shard into the index (its sample keys are in its metadata).
+  private func adopt(_ name: String, _ record: ShardRecord) throws {
+    shards[name] = record
+    let file = try SafeTensorsFile(path: "\(directory)/\(name)")
+    guard let json = file.metadata["keys"], let keys = try? JSONDecoder().decode([String].self, from: Data(json.utf8)) else {
+      throw PyramidError("no sample keys in its metadata")
+    }
+    for (row, key) in keys.enumerated() { index[key] = (name, row) }
+  }
+
+  /// Writes the manifest under an exclusive lock, first taking in the shards other writers
+  /// (another process filling the same cache) recorded since this one read it: no writer's
+  /// shards are lost to another's stale copy.
   private func saveManifest() throws {
+    let lockPath = "\(directory)/manifest.lock"
+    let fd = Foundation.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw PyramidError("teacher cache: cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    guard flock(fd, LOCK_EX) == 0 else { throw PyramidError("teacher cache: cannot lock \(lockPath)") }
+    defer { flock(fd, LOCK_UN) }
+    if let data = FileManager.default.contents(atPath: manifestPath),
+      let onDisk = try? JSONDecoder().decode(Manifest.self, from: data), onDisk.fingerprint == fingerprint
+    {
+      for (name, record) in onDisk.shards
+      where shards[name] == nil && !droppedShards.contains(name) && FileManager.default.fileExists(atPath: "\(directory)/\(name)") {
+        do { try adopt(name, record) } catch { shards[name] = nil }
+      }
+    }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = try encoder.encode(Manifest(fingerprint: fingerprint, description: description, shards: shards))

@@ -113,6 +113,33 @@ struct TeacherCacheTests {
     #expect(again.hits == 4 && again.misses == 0)
   }
 
+  @Test("two writers of one cache (two processes) keep each other's shards")
+  func twoWriters() throws {
+    let t = try teacher()
+    let root = try cacheRoot()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let fingerprint = try TeacherCache.fingerprint(teacher: t, preprocessing: "test", pyramid: PyramidConfig())
+    // Both open the cache before either writes: each holds a stale copy of the manifest.
+    let first = try TeacherCache(root: root, fingerprint: fingerprint)
+    let second = try TeacherCache(root: root, fingerprint: fingerprint)
+    let data = try TinyDataset()
+    let batches = data.epochs[0]
+    func features(_ indices: [Int]) throws -> (TeacherFeatures, [String]) {
+      let b = try data.batch(indices)
+      return (
+        try TeacherFeatures.compute(teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig()),
+        b.keys
+      )
+    }
+    let (a, keysA) = try features(batches[0])
+    let (b, keysB) = try features(batches[1])
+    #expect(try first.store(a, keys: keysA))
+    #expect(try second.store(b, keys: keysB))
+    let later = try TeacherCache(root: root, fingerprint: fingerprint)
+    #expect(try later.features(for: keysA) != nil && later.features(for: keysB) != nil)
+    #expect(later.droppedShards.isEmpty)
+  }
+
   @Test("a different teacher has a different fingerprint and never sees the old entries")
   func stale() throws {
     let root = try cacheRoot()
