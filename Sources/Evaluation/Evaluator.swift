@@ -113,13 +113,26 @@ public final class Evaluator {
   /// `maxImages`), with `options.prompts`.
   public func zeroShot(_ dataset: ZeroShotScenes) throws -> ZeroShotResult {
     let (images, indices) = try embedder.embedImages(ZeroShotImages(dataset, count: options.maxImages))  // [N, P]
-    let names = ZeroShotScenes.classNames
-    let templates = options.prompts.templates.count
+    return try zeroShot(
+      images: images, labels: indices.map { dataset.label(at: $0).classIndex }, classNames: ZeroShotScenes.classNames,
+      prompts: options.prompts)
+  }
+
+  /// Zero-shot classification of an image-folder set (every image) with `prompts`.
+  public func zeroShot(_ dataset: ClassFolders, prompts: PromptTemplates) throws -> ZeroShotResult {
+    let (images, indices) = try embedder.embedImages(dataset)  // [N, P]
+    return try zeroShot(images: images, labels: indices.map(dataset.label(at:)), classNames: dataset.classNames, prompts: prompts)
+  }
+
+  /// Each class's embedding is the normalised mean of its prompts' embeddings; an image's
+  /// prediction is the class of highest cosine similarity.
+  func zeroShot(images: Tensor, labels: [Int], classNames names: [String], prompts: PromptTemplates) throws -> ZeroShotResult {
+    let templates = prompts.templates.count
     guard templates > 0 else { throw EvaluationError("zero-shot: no prompt templates") }
-    let prompts = try embedder.embedTexts(names.flatMap { options.prompts.prompts(for: $0) })  // [C·T, P]
-    let classes = try ZeroShot.classEmbeddings(prompts.view([names.count, templates, -1]))  // [C, P]
+    let embedded = try embedder.embedTexts(names.flatMap { prompts.prompts(for: $0) })  // [C·T, P]
+    let classes = try ZeroShot.classEmbeddings(embedded.view([names.count, templates, -1]))  // [C, P]
     let scores = try SimilarityMatrix(images.matmul(classes.transpose(0, 1)))  // [N, C]
-    return try ZeroShot.evaluate(scores, labels: indices.map { dataset.label(at: $0).classIndex })
+    return try ZeroShot.evaluate(scores, labels: labels)
   }
 
   /// Everything the experiment runner logs during training: retrieval and hard negatives on

@@ -16,6 +16,26 @@ public struct PromptTemplates: Codable, Equatable, Sendable {
     "{a} {}", "a picture of {a} {}", "one shape: {a} {}", "there is one object, {a} {}", "{a} {} in the picture",
   ])
 
+  /// CLIP's seven-template ensemble for ImageNet (from OpenAI's prompt-engineering notebook):
+  /// the built-in set for image-folder datasets.
+  public static let clip = PromptTemplates([
+    "itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.", "a {} in a video game.",
+    "art of the {}.", "a photo of the small {}.",
+  ])
+
+  /// One template per non-empty line of `path`, each with `{}` for the class name.
+  public init(file path: String) throws {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+      throw EvaluationError("\(path): cannot read the prompt templates")
+    }
+    let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    for (i, line) in lines.enumerated() where !line.contains("{}") {
+      throw EvaluationError("\(path):\(i + 1): template '\(line)' has no {} for the class name")
+    }
+    guard !lines.isEmpty else { throw EvaluationError("\(path): no templates") }
+    self.init(lines)
+  }
+
   /// One prompt per template for `className`.
   public func prompts(for className: String) -> [String] {
     let article = className.first.map { "aeiou".contains($0.lowercased()) } == true ? "an" : "a"

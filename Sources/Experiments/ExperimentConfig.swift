@@ -284,10 +284,14 @@ public struct EvalSection: Codable, Equatable, Sendable {
   public var timingRuns = 5
   /// The metric that picks the best checkpoint.
   public var bestMetric = "mean_recall"
+  /// Zero-shot classification on an image folder (one subfolder per class) in the final
+  /// evaluation, instead of the embedded benchmark's zero-shot set.
+  public var zeroShotDataset: ZeroShotDatasetSection?
 
   enum CodingKeys: String, CodingKey {
     case duringTrainingImages = "during_training_images", testImages = "test_images", zeroShot = "zero_shot"
     case hardNegatives = "hard_negatives", efficiency, timingRuns = "timing_runs", bestMetric = "best_metric"
+    case zeroShotDataset = "zero_shot_dataset"
   }
 
   public init() {}
@@ -302,5 +306,20 @@ public struct EvalSection: Codable, Equatable, Sendable {
     efficiency = try c.decode(.efficiency, default: d.efficiency)
     timingRuns = try c.decode(.timingRuns, default: d.timingRuns)
     bestMetric = try c.decode(.bestMetric, default: d.bestMetric)
+    zeroShotDataset = try c.decodeIfPresent(ZeroShotDatasetSection.self, forKey: .zeroShotDataset)
+  }
+}
+
+/// `eval.zero_shot_dataset`: an image-classification folder and how to prompt for its classes.
+public struct ZeroShotDatasetSection: Codable, Equatable, Sendable {
+  /// One subfolder of images per class.
+  public var path: String
+  /// One class name per line in sorted folder order; default: the folder names (`_` → space).
+  public var classNames: String?
+  /// One prompt template per line with `{}` for the class name; default: CLIP's 7-template set.
+  public var templates: String?
+
+  enum CodingKeys: String, CodingKey {
+    case path, templates, classNames = "class_names"
   }
 }

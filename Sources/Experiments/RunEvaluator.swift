@@ -58,6 +58,11 @@ final class RunEvaluator {
     } else {
       result = EvaluationResult(retrieval: try evaluator.retrieval(test))
     }
+    if let folder = config.eval.zeroShotDataset {
+      result.zeroShot = try evaluator.zeroShot(
+        ClassFolders(root: folder.path, classNames: folder.classNames),
+        prompts: try folder.templates.map { try PromptTemplates(file: $0) } ?? .clip)
+    }
     if config.eval.efficiency {
       result.efficiency = try Efficiency.measure(
         model, options: EfficiencyOptions(warmup: 2, runs: max(config.eval.timingRuns, 1), throughputBatchSize: 64))
@@ -93,6 +98,7 @@ final class RunEvaluator {
     if let z = result.zeroShot {
       m["zeroshot_top1"] = z.top1
       m["zeroshot_top5"] = z.top5
+      m["zeroshot_classes"] = Double(z.classes)
     }
     return m
   }

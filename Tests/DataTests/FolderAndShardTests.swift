@@ -201,3 +201,25 @@ import Testing
     #expect(zstd?.description.contains("zstd-compressed") == true, "\(String(describing: zstd))")
   }
 }
+
+@Suite struct ClassFoldersTests {
+  @Test("classes are the sorted subfolders, named by folder (underscores as spaces) or by a names file")
+  func classes() throws {
+    let folder = try TemporaryFolder()
+    try folder.write("set/red_circle/1.jpg", JPEG.encode(testImage(width: 8, height: 8, seed: 1)))
+    try folder.write("set/red_circle/2.png", PNG.encode(testImage(width: 8, height: 8, seed: 2)))
+    try folder.write("set/blue/a.jpg", JPEG.encode(testImage(width: 8, height: 8, seed: 3)))
+    try folder.write("set/blue/notes.txt", "not an image")
+    let set = try ClassFolders(root: "\(folder.path)/set")
+    #expect(set.classNames == ["blue", "red circle"])
+    #expect(set.count == 3 && (0..<3).map(set.label(at:)) == [0, 1, 1])
+    #expect((0..<3).map(set.sampleId(at:)) == ["blue/a.jpg", "red_circle/1.jpg", "red_circle/2.png"])
+    #expect(try set.loadImage(at: 2).width == 8)
+    let names = try folder.write("names.txt", "a blue thing\nthe red circle\n")
+    #expect(try ClassFolders(root: "\(folder.path)/set", classNames: names).classNames == ["a blue thing", "the red circle"])
+    let short = try folder.write("short.txt", "only one\n")
+    let error = dataError { _ = try ClassFolders(root: "\(folder.path)/set", classNames: short) }
+    #expect(error?.description.contains("1 class names for 2 class folders") == true, "\(String(describing: error))")
+    #expect(dataError { _ = try ClassFolders(root: "\(folder.path)/nope") }?.kind == .unreadableFile)
+  }
+}

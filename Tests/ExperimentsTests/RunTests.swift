@@ -249,6 +249,32 @@ import Torch
     #expect(failing.status != 0 && failing.stderr.contains("3.jpg"), "\(failing.stderr)")
   }
 
+  @Test func zeroShotOnAnImageFolderInEval() throws {
+    let (root, config) = try prepared("zeroshot")
+    let trained = try runCLI(["distill", "--config", config, "--method", "none", "--set", "run_dir=\(root)/run", "--set", "train.steps=2"])
+    #expect(trained.status == 0, "\(trained.stderr)")
+    // Three classes of solid-colour images.
+    for (c, colour) in [(0, "red"), (1, "green"), (2, "blue")] {
+      let folder = "\(root)/classes/\(colour)_square"
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+      for i in 0..<2 {
+        var pixels = [UInt8](repeating: 20, count: 32 * 32 * 3)
+        for p in 0..<(32 * 32) { pixels[p * 3 + c] = UInt8(200 + i * 20) }
+        try Data(try PNG.encode(RGBImage(width: 32, height: 32, pixels: pixels))).write(to: URL(fileURLWithPath: "\(folder)/\(i).png"))
+      }
+    }
+    try write("a photo of a {}.\n{} on a plain background\n", to: "\(root)/templates.txt")
+    let eval = try runCLI([
+      "eval", "\(root)/run", "--set", "eval.zero_shot_dataset={path: \(root)/classes, templates: \(root)/templates.txt}",
+    ])
+    #expect(eval.status == 0, "\(eval.stderr)")
+    #expect(eval.stdout.contains("zeroshot_top1") && eval.stdout.contains("zeroshot_top5"), "\(eval.stdout)")
+    #expect(eval.stdout.contains("zeroshot_classes: 3"), "the folder's 3 classes, not the benchmark's set: \(eval.stdout)")
+    try write("no placeholder\n", to: "\(root)/bad.txt")
+    let bad = try runCLI(["eval", "\(root)/run", "--set", "eval.zero_shot_dataset={path: \(root)/classes, templates: \(root)/bad.txt}"])
+    #expect(bad.status != 0 && bad.stderr.contains("bad.txt:1"), "\(bad.stderr)")
+  }
+
   @Test func mixedPrecisionAndAccumulationRunEndToEnd() throws {
     let (root, config) = try prepared("precision")
     // bf16 autocast with two micro-batches of 4 per step of 8.
