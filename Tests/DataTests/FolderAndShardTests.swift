@@ -58,6 +58,32 @@ import Testing
     #expect(try data.loadImage(at: 1) == JPEG.decode(JPEG.encode(testImage(width: 10, height: 8, seed: 1))))
   }
 
+  @Test("a plain shard is indexed, its images read from disk when decoded; a gzip shard's are kept in memory")
+  func plainShardsAreIndexedNotHeld() throws {
+    let folder = try TemporaryFolder()
+    let path = "\(folder.path)/00000.tar"
+    try Self.shard(path, keys: ["a", "b", "c"])
+    let plain = try TarShards.load([path])
+    for record in plain.records {
+      guard case .slice(_, let file, _, let length) = record.image else {
+        Issue.record("\(record.id): image held in memory")
+        continue
+      }
+      #expect(file == path && length > 0)
+    }
+    // The same shard gzipped (zlib's gzip format): same samples, same pixels.
+    let gzip = try #require(["/usr/bin/gzip", "/bin/gzip"].first { FileManager.default.isExecutableFile(atPath: $0) })
+    let process = try Process.run(URL(fileURLWithPath: gzip), arguments: ["-k", path])
+    process.waitUntilExit()
+    let gz = "\(path).gz"
+    let zipped = try TarShards.load([gz])
+    #expect(zipped.records.map(\.captions) == plain.records.map(\.captions))
+    for i in 0..<plain.count {
+      if case .encoded = zipped.records[i].image {} else { Issue.record("gzip shard image not in memory") }
+      #expect(try zipped.loadImage(at: i) == plain.loadImage(at: i))
+    }
+  }
+
   @Test func unpairedMembersAreErrorsOrSkipped() throws {
     let folder = try TemporaryFolder()
     let path = "\(folder.path)/s.tar"

@@ -6,6 +6,9 @@ public enum ImageSource: Equatable, Sendable {
   case file(String)
   /// Encoded bytes already in memory (a tar-shard member); `name` labels errors.
   case encoded(name: String, bytes: [UInt8])
+  /// `length` bytes at `offset` of an uncompressed archive (a tar shard's member), read from
+  /// disk when the image is decoded; `name` names it in messages (`shard.tar/key.jpg`).
+  case slice(name: String, file: String, offset: Int, length: Int)
 }
 
 /// One image and its captions, as a loader found them.
@@ -51,6 +54,27 @@ public struct RecordDataset: ImageTextDataset {
     switch records[index].image {
     case .file(let path): try ImageFile.load(path)
     case .encoded(let name, let bytes): try ImageFile.decode(bytes, name: name)
+    case .slice(let name, let file, let offset, let length): try ImageFile.decode(Self.read(file, offset, length, name), name: name)
+    }
+  }
+
+  /// One member's bytes, read from its archive on demand.
+  static func read(_ file: String, _ offset: Int, _ length: Int, _ name: String) throws -> [UInt8] {
+    guard let handle = FileHandle(forReadingAtPath: file) else {
+      throw DataError(.unreadableFile, file: name, "cannot open \(file)")
+    }
+    defer { try? handle.close() }
+    do {
+      try handle.seek(toOffset: UInt64(offset))
+      let data = try handle.read(upToCount: length) ?? Data()
+      guard data.count == length else {
+        throw DataError(.undecodableImage, file: name, "\(file) ends inside this member (\(data.count) of \(length) bytes)")
+      }
+      return [UInt8](data)
+    } catch let error as DataError {
+      throw error
+    } catch {
+      throw DataError(.unreadableFile, file: name, "reading \(file): \(error)")
     }
   }
 }

@@ -16,11 +16,15 @@ public final class TarReader {
   /// Bytes consumed so far (uncompressed), for error messages.
   private var offset = 0
 
+  /// The file's size on disk: a seek past it means the archive was cut short.
+  private let fileSize: Int
+
   public init(_ path: String) throws {
     self.path = path
     guard FileManager.default.fileExists(atPath: path) else {
       throw DataError(.unreadableFile, file: path, "no such file")
     }
+    fileSize = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? Int.max
     if let magic = FileHandle(forReadingAtPath: path).flatMap({ try? $0.read(upToCount: 6) }), let format = Self.unsupported(Array(magic)) {
       throw DataError(.unreadableFile, file: path, "a \(format)-compressed tar; only plain .tar and gzip (.tar.gz) shards are read")
     }
@@ -44,9 +48,19 @@ public final class TarReader {
     return nil
   }
 
+  /// Whether the file is gzip-compressed (members cannot be read back by offset).
+  public var isCompressed: Bool { file.map { gzdirect($0) == 0 } ?? false }
+
   /// The next regular file (directories, links and metadata entries are passed over); nil at
   /// the end of the archive.
   public func next() throws -> (name: String, bytes: [UInt8])? {
+    guard let member = try nextMember(reading: { _ in true }) else { return nil }
+    return (member.name, member.bytes ?? [])
+  }
+
+  /// The next regular file with where its data starts (in the uncompressed stream) and its
+  /// size; its bytes only when `reading(name)` says so (otherwise they are skipped).
+  public func nextMember(reading: (String) -> Bool) throws -> (name: String, offset: Int, size: Int, bytes: [UInt8]?)? {
     var longName: String?
     var paxPath: String?
     var paxSize: Int?
@@ -63,7 +77,12 @@ public final class TarReader {
         throw DataError(.unreadableFile, file: path, "damaged size field in the tar header at byte \(start)")
       }
       let size = paxSize ?? headerSize
-      let data = try read(size, allowEnd: false)!
+      let isFile = type == UInt8(ascii: "0") || type == 0 || type == UInt8(ascii: "7")
+      let name = paxPath ?? longName ?? Self.headerName(header)
+      let dataOffset = offset
+      let wanted = !isFile || reading(name)  // metadata entries are always read
+      let data = wanted ? try read(size, allowEnd: false)! : []
+      if !wanted { try skip(size) }
       try skip((512 - size % 512) % 512)
       switch type {
       case UInt8(ascii: "L"):  // GNU: the data is the next member's name
@@ -74,8 +93,7 @@ public final class TarReader {
         paxSize = records["size"].flatMap { Int($0) }
         continue
       case UInt8(ascii: "0"), 0, UInt8(ascii: "7"):
-        let name = paxPath ?? longName ?? Self.headerName(header)
-        return (name, data)
+        return (name, dataOffset, size, wanted ? data : nil)
       default:  // directories, links, devices, global pax headers
         break
       }
@@ -104,7 +122,18 @@ public final class TarReader {
     return bytes
   }
 
-  private func skip(_ count: Int) throws { if count > 0 { _ = try read(count, allowEnd: false) } }
+  /// Moves past `count` bytes: a seek in an uncompressed file, reading through in a gzip one.
+  private func skip(_ count: Int) throws {
+    guard count > 0, let file else { return }
+    if gzdirect(file) != 0 {
+      guard offset + count <= fileSize, gzseek(file, count, SEEK_CUR) >= 0 else {
+        throw DataError(.unreadableFile, file: path, "truncated tar: ended at byte \(fileSize) inside a member")
+      }
+      offset += count
+    } else {
+      _ = try read(count, allowEnd: false)
+    }
+  }
 
   /// The header checksum: the sum of its bytes with the checksum field read as spaces.
   static func checksumMatches(_ header: [UInt8]) -> Bool {

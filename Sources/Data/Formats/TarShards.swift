@@ -4,8 +4,10 @@ import Foundation
 /// `.jpeg`, `.png`) and `KEY.txt` make one sample; `KEY.json` and other members are ignored.
 /// The key is the member path up to the first dot of its file name, as WebDataset defines it.
 ///
-/// Shards are read by `TarReader` (plain or gzip tar); image bytes are kept encoded in
-/// memory and decoded on the loader's workers, so a dataset must fit in memory as JPEG.
+/// Shards are read by `TarReader`. A plain `.tar` shard is only indexed: captions are kept,
+/// and each image is read from the shard (its member's byte range) when a loader worker
+/// decodes it, so a dataset of any size needs memory for its captions only. A gzip shard
+/// cannot be read at an offset: its images are kept encoded in memory.
 ///
 /// ```swift
 /// let data = try TarShards.load(["shards/00000.tar", "shards/00001.tar"])
@@ -24,21 +26,35 @@ public enum TarShards {
   /// The samples of one shard, in member order.
   static func read(_ shard: String, policy: ErrorPolicy, log: SkipLog) throws -> [ImageTextRecord] {
     let shardName = (shard as NSString).lastPathComponent
-    var images: [String: (name: String, bytes: [UInt8])] = [:]
+    var images: [String: ImageSource] = [:]
     var texts: [String: (name: String, bytes: [UInt8])] = [:]
     var order: [String] = []
+    func split(_ name: String) -> (key: String, ext: String)? {
+      let directory = (name as NSString).deletingLastPathComponent
+      let file = (name as NSString).lastPathComponent
+      guard let dot = file.firstIndex(of: ".") else { return nil }
+      let key = directory.isEmpty ? String(file[..<dot]) : "\(directory)/\(file[..<dot])"
+      return (key, file[file.index(after: dot)...].lowercased())
+    }
     do {
-      try forEachMember(shard) { name, bytes in
-        let directory = (name as NSString).deletingLastPathComponent
-        let file = (name as NSString).lastPathComponent
-        guard let dot = file.firstIndex(of: ".") else { return }
-        let key = directory.isEmpty ? String(file[..<dot]) : "\(directory)/\(file[..<dot])"
-        let ext = file[file.index(after: dot)...].lowercased()
+      guard LoaderSupport.fileExists(shard) else { throw DataError(.unreadableFile, file: shard, "no such file") }
+      let tar = try TarReader(shard)
+      defer { tar.close() }
+      let indexOnly = !tar.isCompressed
+      // Captions are read; images only located (plain tar) or kept (gzip).
+      while let member = try tar.nextMember(reading: { name in
+        guard let (_, ext) = split(name) else { return false }
+        return ext == "txt" || (!indexOnly && LoaderSupport.imageExtensions.contains(ext))
+      }) {
+        guard let (key, ext) = split(member.name) else { continue }
         if images[key] == nil && texts[key] == nil { order.append(key) }
+        let label = "\(shard)/\(member.name)"
         if LoaderSupport.imageExtensions.contains(ext) {
-          images[key] = ("\(shard)/\(name)", bytes)
-        } else if ext == "txt" {
-          texts[key] = ("\(shard)/\(name)", bytes)
+          images[key] =
+            member.bytes.map { .encoded(name: label, bytes: $0) }
+            ?? .slice(name: label, file: shard, offset: member.offset, length: member.size)
+        } else if ext == "txt", let bytes = member.bytes {
+          texts[key] = (label, bytes)
         }
       }
     } catch let error as DataError where policy == .skip {
@@ -58,20 +74,11 @@ public enum TarShards {
           }
           let captions = content.split(separator: "\n").compactMap { LoaderSupport.cleanCaption(String($0)) }
           guard !captions.isEmpty else { throw DataError(.missingCaption, file: text.name, "caption is empty") }
-          return ImageTextRecord(
-            id: "\(shardName)/\(key)", captions: captions, image: .encoded(name: image.name, bytes: image.bytes))
+          return ImageTextRecord(id: "\(shardName)/\(key)", captions: captions, image: image)
         }
       }
       if let record = record ?? nil { records.append(record) }
     }
     return records
-  }
-
-  /// Calls `body` with each regular member's path and bytes.
-  static func forEachMember(_ shard: String, _ body: (String, [UInt8]) throws -> Void) throws {
-    guard LoaderSupport.fileExists(shard) else { throw DataError(.unreadableFile, file: shard, "no such file") }
-    let tar = try TarReader(shard)
-    defer { tar.close() }
-    while let member = try tar.next() { try body(member.name, member.bytes) }
   }
 }
