@@ -67,7 +67,8 @@ let package = Package(
         .unsafeFlags(linkFlags),
       ]
     ),
-    .target(name: "Torch", dependencies: ["CTorch"]),
+    .target(name: "SafeFiles", dependencies: []),
+    .target(name: "Torch", dependencies: ["CTorch", "SafeFiles"]),
     .target(name: "TorchNN", dependencies: ["Torch"]),
     .target(name: "TorchOptim", dependencies: ["Torch"]),
     // Debian's libraries, installed by scripts/bootstrap.sh.
@@ -75,17 +76,17 @@ let package = Package(
     .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "Tokenizers", dependencies: ["CZlib"]),
-    .target(name: "Data", dependencies: ["Torch", "Tokenizers", "CTurboJPEG", "CPNG", "CZlib"]),
-    .target(name: "Models", dependencies: ["Torch", "TorchNN"]),
+    .target(name: "Data", dependencies: ["Torch", "Tokenizers", "CTurboJPEG", "CPNG", "CZlib", "SafeFiles"]),
+    .target(name: "Models", dependencies: ["Torch", "TorchNN", "SafeFiles"]),
     .target(name: "Pyramid", dependencies: ["Torch", "TorchNN", "Models"]),
-    .target(name: "Distillation", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid"]),
+    .target(name: "Distillation", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid", "SafeFiles"]),
     .target(name: "Evaluation", dependencies: ["Torch", "TorchNN", "Models", "Data", "Tokenizers"]),
-    .target(name: "Reports", dependencies: []),
+    .target(name: "Reports", dependencies: ["SafeFiles"]),
     .target(
       name: "Experiments",
       dependencies: [
         "Torch", "TorchNN", "TorchOptim", "Tokenizers", "Data", "Models", "Pyramid", "Distillation", "Evaluation", "Reports",
-        .product(name: "Yams", package: "Yams"),
+        "SafeFiles", .product(name: "Yams", package: "Yams"),
       ]),
     .executableTarget(
       name: "cmapkd", dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -100,7 +101,7 @@ let package = Package(
     ),
     // Shared by the test targets: fixture loading and tolerance checks.
     .target(name: "TestSupport", dependencies: ["Torch"], path: "Tests/TestSupport"),
-    .testTarget(name: "TorchTests", dependencies: ["Torch", "TestSupport"], exclude: ["Fixtures"]),
+    .testTarget(name: "TorchTests", dependencies: ["Torch", "SafeFiles", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "TorchNNTests", dependencies: ["Torch", "TorchNN", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "TorchOptimTests", dependencies: ["Torch", "TorchNN", "TorchOptim", "TestSupport"], exclude: ["Fixtures"]),
     .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"], exclude: ["Fixtures"]),

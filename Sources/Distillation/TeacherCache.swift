@@ -1,31 +1,8 @@
 import Foundation
 import Models
 import Pyramid
+import SafeFiles
 import Torch
-
-/// FNV-1a, 64 bits: a fast content hash for cache fingerprints and shard checksums
-/// (corruption and staleness detection, not security).
-public struct ContentHash {
-  public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-  public init() {}
-
-  public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-    var h = value
-    for byte in bytes {
-      h ^= UInt64(byte)
-      h &*= 0x0000_0100_0000_01b3
-    }
-    value = h
-  }
-
-  public mutating func update(_ text: String) {
-    var copy = text
-    copy.withUTF8 { update(UnsafeRawBufferPointer($0)) }
-  }
-
-  public var hex: String { String(format: "%016llx", value) }
-}
 
 /// Teacher features computed once per (sample id, augmentation key) and stored on disk in
 /// memory-mapped safetensors shards, reused across epochs, runs, baselines and ablations.
@@ -262,7 +239,7 @@ public final class TeacherCache {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = try encoder.encode(Manifest(fingerprint: fingerprint, description: description, shards: shards))
-    try data.write(to: URL(fileURLWithPath: manifestPath), options: .atomic)
+    try AtomicFile.write(data, to: manifestPath)
   }
 
   /// Forgets a shard that failed to verify, deletes it and reports it.
@@ -285,12 +262,7 @@ public final class TeacherCache {
     try saveManifest()
   }
 
-  static func checksum(_ path: String) throws -> String {
-    let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-    var hash = ContentHash()
-    data.withUnsafeBytes { hash.update($0) }
-    return hash.hex
-  }
+  static func checksum(_ path: String) throws -> String { try ContentHash.file(path) }
 
   static func gigabytes(_ bytes: Int64) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
 }

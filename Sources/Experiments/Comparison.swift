@@ -1,6 +1,7 @@
 import Distillation
 import Foundation
 import Reports
+import SafeFiles
 
 /// `cmapkd compare`: every method × seeds and every ablation × seeds from one shared teacher
 /// and one shared teacher-feature cache, then `docs/results.md`: mean ± std over seeds, a

@@ -2,6 +2,7 @@ import Data
 import Distillation
 import Foundation
 import Reports
+import SafeFiles
 
 /// `cmapkd demo`: the whole comparison on the embedded benchmark — train the teacher (reused
 /// when an earlier demo trained it with the same settings), distill a student with every method

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import SafeFiles
 import Tokenizers
 
 /// `cmapkd export RUN --format hf | open_clip`: the distilled student alone, in a format other

@@ -1,6 +1,7 @@
 import Data
 import Distillation
 import Foundation
+import SafeFiles
 import Torch
 
 /// What a checkpoint folder's `meta.json` records besides the weights.
@@ -169,51 +170,6 @@ public struct RunCheckpoint {
       if let best, (directory as NSString).lastPathComponent == (best as NSString).lastPathComponent { continue }
       try? FileManager.default.removeItem(atPath: directory)
     }
-  }
-}
-
-/// Small file helpers: atomic replace and directory sync.
-public enum AtomicFile {
-  /// Writes `data` to a temporary file beside `path`, syncs it and renames it over `path`.
-  public static func write(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let directory = url.deletingLastPathComponent().path
-    let temporary = "\(directory)/.\(url.lastPathComponent).\(UUID().uuidString).tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw CheckpointError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-    var ok = false
-    defer { if !ok { unlink(temporary) } }
-    let written = data.withUnsafeBytes { buffer -> Bool in
-      var done = 0
-      while done < buffer.count {
-        let n = Foundation.write(fd, buffer.baseAddress! + done, buffer.count - done)
-        if n < 0 {
-          if errno == EINTR { continue }
-          return false
-        }
-        done += n
-      }
-      return true
-    }
-    guard written, fsync(fd) == 0 else {
-      close(fd)
-      throw CheckpointError("cannot write \(path): \(String(cString: strerror(errno)))")
-    }
-    close(fd)
-    guard rename(temporary, path) == 0 else {
-      throw CheckpointError("cannot rename into \(path): \(String(cString: strerror(errno)))")
-    }
-    ok = true
-    try syncDirectory(directory)
-  }
-
-  public static func write(_ text: String, to path: String) throws { try write(Data(text.utf8), to: path) }
-
-  public static func syncDirectory(_ directory: String) throws {
-    let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw CheckpointError("cannot open directory \(directory): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    _ = fsync(fd)
   }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Reports
+import SafeFiles
 
 /// A run's metrics: `metrics.jsonl` (one JSON object per logged step) and TensorBoard scalar
 /// event files under `tensorboard/`, written side by side.

@@ -3,6 +3,7 @@ import Distillation
 import Foundation
 import Models
 import Pyramid
+import SafeFiles
 import Tokenizers
 import Torch
 import TorchNN

@@ -1,4 +1,5 @@
 import Foundation
+import SafeFiles
 import Torch
 import TorchNN
 
@@ -48,7 +49,7 @@ public enum Checkpoint {
   static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+    try AtomicFile.write(try encoder.encode(value), to: path)
   }
 
   /// Loads `state` into `module`, dropping buffers checkpoints may carry that hold no weights

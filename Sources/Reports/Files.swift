@@ -2,6 +2,7 @@
 // no LibTorch, and no knowledge of models. Inputs are scalars and Codable summaries that the
 // experiment runner fills in.
 import Foundation
+import SafeFiles
 
 #if canImport(Glibc)
   import Glibc
@@ -19,26 +20,7 @@ public struct ReportsError: Error, CustomStringConvertible, Equatable, Sendable 
 /// Writes `data` to `path` so that a reader sees either the old file or the new one, never a
 /// mix: it goes to a temporary file in the same folder, is synced, then renamed over `path`.
 public func writeAtomically(_ data: Data, to path: String) throws {
-  let url = URL(fileURLWithPath: path)
-  let temporary = url.deletingLastPathComponent()
-    .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)").path
-  guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
-    throw ReportsError("\(temporary): cannot create (does the folder exist and is it writable?)")
-  }
-  do {
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-    defer { try? handle.close() }
-    try handle.write(contentsOf: data)
-    try handle.synchronize()
-  } catch {
-    try? FileManager.default.removeItem(atPath: temporary)
-    throw ReportsError("\(temporary): write failed: \(error)")
-  }
-  guard rename(temporary, path) == 0 else {
-    let reason = String(cString: strerror(errno))
-    try? FileManager.default.removeItem(atPath: temporary)
-    throw ReportsError("\(path): cannot replace with \(temporary): \(reason)")
-  }
+  do { try AtomicFile.write(data, to: path) } catch let error as AtomicFileError { throw ReportsError("\(error)") }
 }
 
 /// Opens `path` for appending (creating it), for the logs that write one record at a time.

@@ -1,5 +1,6 @@
 import CTorch
 import Foundation
+import SafeFiles
 
 #if canImport(Glibc)
   import Glibc
@@ -479,53 +480,11 @@ public enum SafeTensors {
     return bytes
   }
 
-  /// Runs `body` with an `append` function writing to a temporary file next to `path`, then
-  /// syncs it and renames it over `path`. On any failure the temporary file is removed.
+  /// Writes through `AtomicFile` (temporary file, fsync, rename, fsync of the folder).
   private static func writeAtomically(
     to path: String, _ body: (_ append: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
   ) throws {
-    let url = URL(fileURLWithPath: path)
-    let directory = url.deletingLastPathComponent().path
-    let temporary = "\(directory)/.\(url.lastPathComponent).\(UUID().uuidString).tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
-    guard fd >= 0 else { throw writeError(path, "cannot create \(temporary): \(errnoText())") }
-    var isOpen = true
-    var renamed = false
-    defer {
-      if isOpen { close(fd) }
-      if !renamed { unlink(temporary) }
-    }
-    try body { try appendAll(fd, $0, path) }
-    guard fsync(fd) == 0 else { throw writeError(path, "fsync failed: \(errnoText())") }
-    isOpen = false
-    guard close(fd) == 0 else { throw writeError(path, "close failed: \(errnoText())") }
-    guard rename(temporary, path) == 0 else {
-      throw writeError(path, "cannot rename the temporary file into place: \(errnoText())")
-    }
-    renamed = true
-    try syncDirectory(directory, path)
+    do { try AtomicFile.write(to: path, body) } catch let error as AtomicFileError { throw writeError(path, error.reason) }
   }
 
-  private static func appendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) throws {
-    var done = 0
-    while done < bytes.count {
-      let written = write(fd, bytes.baseAddress! + done, bytes.count - done)
-      if written < 0 {
-        if errno == EINTR { continue }
-        throw writeError(path, "write failed: \(errnoText())")
-      }
-      done += written
-    }
-  }
-
-  /// Makes the rename itself durable (the new directory entry), not just the file's data.
-  private static func syncDirectory(_ directory: String, _ path: String) throws {
-    let fd = open(directory, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw writeError(path, "cannot open directory \(directory) to sync it: \(errnoText())") }
-    defer { close(fd) }
-    // Some file systems cannot sync a directory (EINVAL); the file is in place regardless.
-    guard fsync(fd) == 0 || errno == EINVAL else {
-      throw writeError(path, "fsync of directory \(directory) failed: \(errnoText())")
-    }
-  }
 }

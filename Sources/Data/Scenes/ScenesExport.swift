@@ -1,4 +1,5 @@
 import Foundation
+import SafeFiles
 
 /// Writes generated splits to disk as image files plus a Karpathy-style JSON index, so any
 /// tool that reads COCO/Flickr30k (this package's `KarpathyDataset`, Python scripts, the
@@ -71,9 +72,10 @@ public enum ScenesExport {
       }
     }
     let json = try JSONSerialization.data(withJSONObject: ["dataset": "scenes", "images": entries], options: [.sortedKeys])
+    // The index is written last and atomically: an export cut short has no index and is not
+    // mistaken for a whole one (images are plain writes: an fsync each would cost more than
+    // the export).
     let path = "\(directory)/\(indexName)"
-    guard FileManager.default.createFile(atPath: path, contents: json) else {
-      throw DataError(.unreadableFile, file: path, "cannot write")
-    }
+    do { try AtomicFile.write(json, to: path) } catch { throw DataError(.unreadableFile, file: path, "cannot write: \(error)") }
   }
 }
