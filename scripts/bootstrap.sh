@@ -19,8 +19,10 @@ case "$tier" in
   *) echo "bootstrap: unknown tier '$tier' (expected: engine or reference)" >&2; exit 2 ;;
 esac
 
-# C libraries the Swift targets link (SwiftPM system-library targets): JPEG, PNG, tar shards, gzip.
-system_packages=(libturbojpeg0-dev libpng-dev zlib1g-dev)
+# C libraries the Swift targets link (SwiftPM system-library targets): JPEG, PNG, gzip; and
+# Gloo's headers, which LibTorch's c10d ProcessGroupGloo header needs (its code is inside
+# libtorch_cpu: nothing of Debian's Gloo is linked).
+system_packages=(libturbojpeg0-dev libpng-dev zlib1g-dev libgloo-dev)
 if ! dpkg -s "${system_packages[@]}" >/dev/null 2>&1; then
   echo "bootstrap: installing ${system_packages[*]} (Debian packages)"
   sudo=()

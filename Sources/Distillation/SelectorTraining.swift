@@ -191,7 +191,15 @@ public final class SelectorTrainer {
     let parameters = student.parameters().filter(\.requiresGrad)
     return try Torch.twiceDifferentiable { try Torch.enableGrad {
       let heldOutLoss = try SelectorTrainer.heldOutLoss(student: student, batch: heldOut, temperature: config.temperature)
-      let direction = try Torch.gradients(of: [heldOutLoss], withRespectTo: parameters)  // ∇L_h per parameter
+      var direction = try Torch.gradients(of: [heldOutLoss], withRespectTo: parameters)  // ∇L_h per parameter
+      if let group = student.dataParallel {
+        // Each rank holds W × its own rows' share of ∇L_h (the towers gather the held-out batch);
+        // their mean is the whole gradient. The credits need nothing more: the double backward
+        // through the towers' gather already sums every rank's rows.
+        let present = direction.compactMap { $0 }
+        try group.allReduceSum(present)
+        direction = try direction.map { try $0.map { try $0 / Double(group.worldSize) } }
+      }
       let norm = try Foundation.sqrt(SelectorTrainer.dot(direction, direction))
       let side = try cmapkd.forward(
         student: student, head: head, teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask,

@@ -73,6 +73,13 @@ public struct TeacherFeatures {
     return try TeacherFeatures(named: out)
   }
 
+  /// Every field transformed by `transform` (e.g. gathered from every data-parallel rank).
+  public func map(_ transform: (Tensor) throws -> Tensor) throws -> TeacherFeatures {
+    var out: [String: Tensor] = [:]
+    for (name, t) in named() { out[name] = try transform(t) }
+    return try TeacherFeatures(named: out)
+  }
+
   /// Every floating-point field rounded through `storage` and back to its own dtype: the
   /// numbers a cache that stores `storage` gives back.
   public func rounded(to storage: DType) throws -> TeacherFeatures {

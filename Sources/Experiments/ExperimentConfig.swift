@@ -78,8 +78,15 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
   /// The device `device` names; `auto` is CUDA device 0 when LibTorch's CUDA library loads and
   /// a GPU is present, else the CPU.
-  public func resolvedDevice() throws -> Device {
-    if device == "auto" { return Torch.cudaAvailable ? .cuda(0) : .cpu }
+  /// - Parameter localRank: a data-parallel process's index on its machine: `auto` and `cuda`
+  ///   then mean that process's own GPU, `cuda:<local rank>`.
+  public func resolvedDevice(localRank: Int? = nil) throws -> Device {
+    if device == "auto" { return Torch.cudaAvailable ? .cuda(localRank ?? 0) : .cpu }
+    if device == "cuda", let localRank {
+      var own = self
+      own.device = "cuda:\(localRank)"
+      return try own.resolvedDevice()
+    }
     let parsed: Device
     do { parsed = try Device(parsing: device) } catch {
       throw ConfigError("device: '\(device)' is not a device; use auto, cpu, cuda or cuda:N")

@@ -46,12 +46,19 @@ public final class Trainer {
   /// The ablation variant this run stands for (reports group by it).
   public let variant: String?
   public var quiet = false
+  /// Data-parallel membership (`cmapkd launch` or torchrun's environment); nil for one process.
+  public let group: ProcessGroup?
+  /// Rank 0 (or the only process): the one that writes logs, checkpoints and results.
+  var isMain: Bool { (group?.rank ?? 0) == 0 }
   let modelConfig: CLIPConfig
   let budget: TrainSection
   let optimizerConfig: OptimizerSection
 
-  public init(config: ExperimentConfig, kind: RunKind, directory: String? = nil, variant: String? = nil) throws {
+  public init(
+    config: ExperimentConfig, kind: RunKind, directory: String? = nil, variant: String? = nil, group: ProcessGroup? = nil
+  ) throws {
     self.config = config
+    self.group = group
     self.kind = kind
     self.variant = variant
     self.directory = directory ?? config.resolvedRunDirectory
@@ -79,6 +86,11 @@ public final class Trainer {
         "\(section).accumulation_steps: \(budget.accumulationSteps) must divide \(section).batch_size (\(budget.batchSize)) into micro-batches of at least 2 samples"
       )
     }
+    if let group, (budget.batchSize / budget.accumulationSteps) % group.worldSize != 0 {
+      throw ConfigError(
+        "\(section).batch_size: each micro-batch of \(budget.batchSize / budget.accumulationSteps) samples must split evenly over \(group.worldSize) processes (batch_size is the batch over all processes)"
+      )
+    }
   }
 
   var methodName: String { kind == .teacher ? "teacher" : config.method.name }
@@ -88,11 +100,13 @@ public final class Trainer {
     let started = Date()
     let fm = FileManager.default
     try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    try AtomicFile.write(try ConfigLoader.yaml(config), to: "\(directory)/config.yaml")
+    if isMain { try AtomicFile.write(try ConfigLoader.yaml(config), to: "\(directory)/config.yaml") }
     if budget.threads > 0 { Torch.numThreads = budget.threads }
 
-    let device = try config.resolvedDevice()
-    say("\(methodName): device \(device)\(config.device == "auto" ? " (auto)" : ""), precision \(config.precision.rawValue)")
+    let device = try config.resolvedDevice(localRank: group?.localRank)
+    say(
+      "\(methodName): device \(device)\(config.device == "auto" ? " (auto)" : ""), precision \(config.precision.rawValue)"
+        + (group.map { ", \($0.worldSize) processes (Gloo), batch \(budget.batchSize) = \($0.worldSize) × \(budget.batchSize / $0.worldSize)" } ?? ""))
     let micro = budget.accumulationSteps
 
     // Data.
@@ -106,6 +120,8 @@ public final class Trainer {
     loaderConfig.hardNegatives = budget.hardNegatives
     // `data.dataset.error_policy: skip` covers decoding on the loader's workers too.
     loaderConfig.errorPolicy = config.data.dataset?.errorPolicy ?? .fail
+    // Every process walks the same global batches and loads only its rows of each.
+    loaderConfig.shard = group.map { LoaderShard(rank: $0.rank, count: $0.worldSize) }
     let loader = try BatchLoader(dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, config: loaderConfig)
 
     // Models and method.
@@ -124,6 +140,12 @@ public final class Trainer {
         NoDistillation()
       }
     try method.head?.to(device)
+    if let group {
+      // Every rank starts from rank 0's weights (they are seeded alike; this makes it certain),
+      // then the towers gather their outputs so every loss sees the global batch.
+      try group.broadcast(model.parameters() + (method.head?.parameters() ?? []))
+      model.dataParallel = group
+    }
     model.train()
     method.head?.train()
     let named = model.namedParameters(prefix: "student.") + (method.head?.namedParameters(prefix: "head.") ?? [])
@@ -149,7 +171,7 @@ public final class Trainer {
     var position = LoaderPosition()
     var best: BestCheckpoint? = try? JSONCoding.decode(BestCheckpoint.self, file: "\(checkpoints)/best.json")
     var resumedFrom: Int?
-    let log = try RunLog(directory: directory)
+    let log = isMain ? try RunLog(directory: directory) : nil
     if resume {
       if let checkpoint = RunCheckpoint.latest(
         in: checkpoints, skipped: { folder, error in self.say("skipping damaged checkpoint \(folder): \(error)") })
@@ -167,30 +189,41 @@ public final class Trainer {
         step = checkpoint.meta.step
         position = checkpoint.meta.position
         resumedFrom = step
-        try log.truncate(afterStep: step)
+        try log?.truncate(afterStep: step)
         if let b = best, b.step > step { best = nil }
         say("resumed \(methodName) from \(checkpoint.directory) at step \(step)")
       } else {
         say("no checkpoint to resume in \(checkpoints); starting from step 0")
-        try log.truncate(afterStep: 0)
+        try log?.truncate(afterStep: 0)
       }
     } else {
-      try log.truncate(afterStep: -1)
-      try? fm.removeItem(atPath: checkpoints)
+      try log?.truncate(afterStep: -1)
+      if isMain { try? fm.removeItem(atPath: checkpoints) }
+      // No rank may look for checkpoints before rank 0 has cleared the old ones.
+      try group?.barrier()
       best = nil
     }
 
     let evaluator = try RunEvaluator(config: config, model: modelConfig, tokenizer: tokenizer)
-    let heldOut = try features.flatMap {
+    var heldOut = try features.flatMap {
       try $0.heldOutBatch(config: config, tokenizer: tokenizer, preprocessor: preprocessor, batchSize: budget.batchSize)
     }
+    if let group, let h = heldOut {
+      // Whole rows per rank: captions and teacher features stay global, images become local.
+      let rows = h.ids.size(0) / group.worldSize * group.worldSize
+      func keep(_ t: Tensor) throws -> Tensor { try t.narrow(dim: 0, start: 0, length: rows) }
+      heldOut = DistillBatch(
+        pixels: try group.localRows(keep(h.pixels)), ids: try keep(h.ids), attentionMask: try keep(h.attentionMask),
+        teacher: try h.teacher?.map(keep))
+    }
     let progress = ProgressReporter(title: methodName, total: budget.steps, startStep: step)
-    progress.quiet = quiet
+    progress.quiet = quiet || !isMain
     var iterator = loader.batches(from: position)
     var samples = 0
     var lastMetrics: [String: Double] = [:]
 
     func saveCheckpoint(metrics: [String: Double]) throws {
+      guard isMain else { return }
       // Never save weights that went non-finite (student, method modules, the ALSN).
       if try named.contains(where: { try $0.1.detach().isFinite().to(.float32).mean().item() < 1 }) {
         throw try nonFiniteTensors(named, gradients: false, step: step, position: position, learningRate: optimizer.learningRate)
@@ -234,13 +267,21 @@ public final class Trainer {
         position = LoaderPosition(epoch: batch.position.epoch, batch: batch.position.batch + 1)
         try Torch.manualSeed(part == 0 ? Self.stepSeed(config.seed, step) : Self.stepSeed(config.seed, step) &+ UInt64(part))
         let (pixels, ids, mask) = (try batch.images.to(device), try batch.tokens.to(device), try batch.attentionMask.to(device))
+        // Data-parallel: images stay local (the vision tower gathers its outputs); captions,
+        // masks and teacher features are gathered, so the method sees the global batch.
+        func global(_ t: Tensor) throws -> Tensor { try group?.allGather(t) ?? t }
+        if let group, try Self.rowsDiffer(batch.count, group) {
+          throw TrainingError(
+            "step \(step): the processes loaded batches of different sizes (rank \(group.rank): \(batch.count) rows); with data.dataset.error_policy: skip a skipped sample unbalances data-parallel batches, so run with one process or repair the data"
+          )
+        }
         var distill = DistillBatch(
-          pixels: pixels, ids: ids, attentionMask: mask,
+          pixels: pixels, ids: try global(ids), attentionMask: try global(mask),
           teacher: method.needsTeacher
-            ? try features?.features(for: batch, pixels: pixels, ids: ids, mask: mask, device: device) : nil,
+            ? try features?.features(for: batch, pixels: pixels, ids: ids, mask: mask, device: device).map(global) : nil,
           stage: stage, step: step)
-        distill.negativeIds = try batch.negativeTokens?.to(device)
-        distill.negativeMask = try batch.negativeMask?.to(device)
+        distill.negativeIds = try batch.negativeTokens.map { try global($0.to(device)) }
+        distill.negativeMask = try batch.negativeMask.map { try global($0.to(device)) }
         let result = try Torch.autocast(device, dtype: config.precision.autocastType) {
           try method.loss(student: model, batch: distill)
         }
@@ -252,10 +293,17 @@ public final class Trainer {
         total += value / Double(micro)
         let share = micro == 1 ? loss : try loss / Double(micro)
         try (scaler.map { try $0.scaled(share) } ?? share).backward()
-        samples += batch.count
+        samples += batch.count * (group?.worldSize ?? 1)
         last = (result, distill, batch)
       }
       guard let (result, distill, batch) = last else { break }
+      if let group {
+        // Each rank's gradient is W × its own rows' share (every rank's loss is the global
+        // loss, and the gather's backward sums over ranks); their mean is the whole gradient.
+        let gradients = try trainable.compactMap { try $0.grad }
+        try group.allReduceSum(gradients)
+        for g in gradients { try g.mulInPlace(1 / Double(group.worldSize)) }
+      }
       // fp16: a step whose gradients overflowed is skipped and the loss scale halves.
       let finite = try scaler.map { try $0.unscale(trainable) } ?? true
       var gradNorm = 0.0
@@ -288,7 +336,7 @@ public final class Trainer {
         if let cache = features?.cache {
           scalars["cache/hit_rate"] = Double(cache.hits) / Double(max(cache.hits + cache.misses, 1))
         }
-        try log.scalars(step: step, epoch: batch.position.epoch, scalars)
+        try log?.scalars(step: step, epoch: batch.position.epoch, scalars)
       }
       progress.update(
         step: step, samples: samples,
@@ -296,8 +344,10 @@ public final class Trainer {
 
       let evaluating = (budget.evalEvery > 0 && step % budget.evalEvery == 0) || step == budget.steps
       if evaluating {
-        lastMetrics = try evaluator.validation(model)
-        try log.scalars(step: step, epoch: batch.position.epoch, lastMetrics.mapKeys { "eval/\($0)" })
+        // Rank 0 evaluates the (identical) weights alone; the others wait for it.
+        lastMetrics = isMain ? try withoutDataParallel(model) { try evaluator.validation(model) } : [:]
+        try group?.barrier()
+        try log?.scalars(step: step, epoch: batch.position.epoch, lastMetrics.mapKeys { "eval/\($0)" })
         if let value = lastMetrics[config.eval.bestMetric], best.map({ value > $0.value }) ?? true {
           best = BestCheckpoint(
             folder: String(format: "step-%07d", step), step: step, metric: config.eval.bestMetric, value: value)
@@ -305,7 +355,9 @@ public final class Trainer {
       }
       if evaluating || step % max(budget.checkpointEvery, 1) == 0 {
         try saveCheckpoint(metrics: lastMetrics)
-        if let best, best.step == step { try AtomicFile.write(try JSONCoding.encode(best), to: "\(checkpoints)/best.json") }
+        if isMain, let best, best.step == step {
+          try AtomicFile.write(try JSONCoding.encode(best), to: "\(checkpoints)/best.json")
+        }
       }
     }
     iterator.close()
@@ -316,8 +368,16 @@ public final class Trainer {
     let skipped = loader.skipReport
     if !skipped.isEmpty { say("training data: \(skipped)") }
 
+    guard isMain else {
+      // Ranks other than 0 leave the evaluation and every file to rank 0.
+      model.dataParallel = nil
+      try group?.barrier()
+      return RunOutcome(
+        directory: directory, steps: step, resumedFrom: resumedFrom, seconds: Date().timeIntervalSince(started), results: [:])
+    }
     // Final evaluation of the last weights on the test split.
     say("evaluating \(methodName) on the test split")
+    model.dataParallel = nil
     let final = try evaluator.final(model)
     let seconds = Date().timeIntervalSince(started)
     var results = RunResults(
@@ -327,7 +387,8 @@ public final class Trainer {
       imagesPerSecond: final.imagesPerSecond, evaluation: final.detail)
     results.skippedSamples = skipped.isEmpty ? nil : Dictionary(uniqueKeysWithValues: skipped.countByKind.map { ($0.key.rawValue, $0.value) })
     try AtomicFile.write(try JSONCoding.encode(results), to: "\(directory)/results.json")
-    try log.close()
+    try log?.close()
+    try group?.barrier()
     return RunOutcome(directory: directory, steps: step, resumedFrom: resumedFrom, seconds: seconds, results: final.metrics)
   }
 
@@ -391,6 +452,20 @@ public final class Trainer {
     )
   }
 
+  /// Runs `body` with the model's towers on this process's rows only (evaluation).
+  func withoutDataParallel<R>(_ model: CLIPModel, _ body: () throws -> R) rethrows -> R {
+    let group = model.dataParallel
+    model.dataParallel = nil
+    defer { model.dataParallel = group }
+    return try body()
+  }
+
+  /// Whether the processes' local batch sizes differ (one all-gather of a number).
+  static func rowsDiffer(_ rows: Int, _ group: ProcessGroup) throws -> Bool {
+    let all = try group.allGather(Tensor([Int64(rows)])).toArray(Int64.self)
+    return Set(all).count > 1
+  }
+
   /// The generator seed of a step: a mix of the run seed and the step number.
   static func stepSeed(_ seed: Int, _ step: Int) -> UInt64 {
     var x = UInt64(bitPattern: Int64(seed)) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step)
@@ -400,7 +475,7 @@ public final class Trainer {
   }
 
   func say(_ message: String) {
-    if !quiet { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+    if !quiet, isMain { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
   }
 }
 

@@ -20,6 +20,16 @@ public final class CLIPModel: Module {
   public let logitScale: Tensor
   public let config: CLIPConfig
 
+  /// Data-parallel training (see the towers' `dataParallel`): pixels hold this rank's images,
+  /// captions the whole batch, and every output the model returns covers the whole batch.
+  public var dataParallel: ProcessGroup? {
+    get { visionModel.dataParallel }
+    set {
+      visionModel.dataParallel = newValue
+      textModel.dataParallel = newValue
+    }
+  }
+
   public init(_ config: CLIPConfig) throws {
     self.config = config
     textModel = try CLIPTextTransformer(config.textConfig, pooling: config.resolvedTextPooling)
@@ -51,6 +61,14 @@ public final class CLIPModel: Module {
   /// - Parameter attentionMask: [B, L], 1 for real tokens (right-padded).
   public func encodeTextByLength(_ ids: Tensor, attentionMask: Tensor, chunks: Int = 4, normalize: Bool = false) throws -> Tensor
   {
+    if let group = textModel.dataParallel {
+      // This rank's captions, chunked by length locally, then every rank's embeddings.
+      textModel.dataParallel = nil
+      defer { textModel.dataParallel = group }
+      let local = try encodeTextByLength(
+        group.localRows(ids), attentionMask: group.localRows(attentionMask), chunks: chunks, normalize: normalize)
+      return try group.allGather(local)
+    }
     let lengths = try attentionMask.sum(dim: 1).to(.cpu).to(.int64).toArray(Int64.self)
     let count = lengths.count
     guard chunks > 1, count >= 2 * chunks else { return try encodeText(ids, attentionMask: attentionMask, normalize: normalize) }

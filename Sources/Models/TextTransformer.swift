@@ -45,6 +45,10 @@ public final class CLIPTextTransformer: Module {
   public let finalLayerNorm: LayerNorm
   public let config: CLIPTextConfig
   public let pooling: TextPooling
+  /// Data-parallel training: when set, the tower takes the whole (global) batch of captions,
+  /// encodes this rank's rows and returns every output gathered from all ranks (gradients
+  /// flow back to the rows encoded here). Losses then see the global batch.
+  public var dataParallel: ProcessGroup?
 
   public init(_ config: CLIPTextConfig, pooling: TextPooling? = nil) throws {
     guard config.hiddenSize % config.numAttentionHeads == 0 else {
@@ -64,6 +68,16 @@ public final class CLIPTextTransformer: Module {
   ///   - ids: int64 [B, L], L ≤ the context length.
   ///   - attentionMask: [B, L], 1 for real tokens; nil means no padding.
   public func callAsFunction(_ ids: Tensor, attentionMask: Tensor? = nil) throws -> TextOutput {
+    guard let group = dataParallel else { return try encode(ids, attentionMask: attentionMask) }
+    let local = try encode(try group.localRows(ids), attentionMask: try attentionMask.map { try group.localRows($0) })
+    return TextOutput(
+      hiddenStates: try local.hiddenStates.map { try group.allGather($0) }, lastHiddenState: try group.allGather(local.lastHiddenState),
+      pooled: try group.allGather(local.pooled), attentionMask: try group.allGather(local.attentionMask),
+      pooledPositions: try local.pooledPositions.map { try group.allGather($0) })
+  }
+
+  /// The tower on the rows it is given.
+  func encode(_ ids: Tensor, attentionMask: Tensor?) throws -> TextOutput {
     let x = try embeddings(ids)
     // Causal attention; padded keys are masked too when a mask is given.
     let states =

@@ -75,6 +75,10 @@ public final class CLIPVisionTransformer: Module {
   public let encoder: CLIPEncoder
   public let postLayernorm: LayerNorm
   public let config: CLIPVisionConfig
+  /// Data-parallel training: when set, the tower encodes this rank's images (pixels hold only
+  /// this rank's rows: images are never sent between ranks) and returns every output gathered
+  /// from all ranks, so losses see the global batch; gradients flow back to the local rows.
+  public var dataParallel: ProcessGroup?
 
   public init(_ config: CLIPVisionConfig) throws {
     guard config.hiddenSize % config.numAttentionHeads == 0 else {
@@ -95,6 +99,7 @@ public final class CLIPVisionTransformer: Module {
     let (tokens, grid) = try embeddings(pixels)
     let states = try encoder(preLayrnorm(tokens))
     let pooled = try postLayernorm(states[states.count - 1].select(dim: 1, index: 0))
-    return VisionOutput(hiddenStates: states, pooled: pooled, grid: grid)
+    guard let group = dataParallel else { return VisionOutput(hiddenStates: states, pooled: pooled, grid: grid) }
+    return VisionOutput(hiddenStates: try states.map { try group.allGather($0) }, pooled: try group.allGather(pooled), grid: grid)
   }
 }

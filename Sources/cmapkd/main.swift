@@ -19,10 +19,11 @@ struct CMAPKDCommand: ParsableCommand {
         cmapkd distill --config configs/demo.yaml --method kd --set teacher.checkpoint=runs/demo/teacher
         cmapkd eval runs/demo/cmapkd
         cmapkd report runs/demo/teacher runs/demo/cmapkd runs/demo/kd --out runs/demo
+        cmapkd launch --nproc 2 distill --config configs/demo.yaml --method cmapkd   # data-parallel
       """,
     subcommands: [
       DataCommand.self, ShowConfig.self, TrainTeacher.self, Distill.self, Eval.self, ExportCommand.self, Ablate.self,
-      Compare.self, Report.self, Demo.self, Bench.self,
+      Compare.self, Report.self, Demo.self, Bench.self, Launch.self,
     ])
 
   static func main() {
@@ -37,7 +38,14 @@ struct CMAPKDCommand: ParsableCommand {
         Foundation.exit(2)
       }
       if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }
-      FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+      if let failure = error as? Launcher.Failure {
+        FileHandle.standardError.write(Data("error: \(failure)\n".utf8))
+        Foundation.exit(failure.status)
+      }
+      // A data-parallel worker names itself: the launcher's output interleaves every worker's.
+      let rank = ProcessInfo.processInfo.environment["WORLD_SIZE"].flatMap(Int.init).map { $0 > 1 } == true
+        ? ProcessInfo.processInfo.environment["RANK"].map { " (rank \($0))" } ?? "" : ""
+      FileHandle.standardError.write(Data("error\(rank): \(error)\n".utf8))
       // A bad config (missing file, unknown key, wrong type, unknown method) is bad usage.
       Foundation.exit(error is ConfigError ? 2 : 1)
     }
@@ -118,8 +126,9 @@ struct TrainTeacher: ParsableCommand {
   func run() throws {
     var config = try options.load(defaults: ["configs/demo.yaml"])
     if config.runDir == nil { config.runDir = "\(config.outputDir)/teacher" }
-    let outcome = try Trainer(config: config, kind: .teacher).run(resume: resume.resume != nil)
-    Console.printOutcome(outcome)
+    let group = try Launcher.groupFromEnvironment()
+    let outcome = try Trainer(config: config, kind: .teacher, group: group).run(resume: resume.resume != nil)
+    if (group?.rank ?? 0) == 0 { Console.printOutcome(outcome) }
   }
 }
 
@@ -147,8 +156,9 @@ struct Distill: ParsableCommand {
     // `name` names the run folder; left at its default, the method does.
     if config.name == ExperimentConfig().name { config.name = config.method.name }
     if config.runDir == nil { config.runDir = "\(config.outputDir)/\(config.name)" }
-    let outcome = try Trainer(config: config, kind: .student).run(resume: resume.resume != nil)
-    Console.printOutcome(outcome)
+    let group = try Launcher.groupFromEnvironment()
+    let outcome = try Trainer(config: config, kind: .student, group: group).run(resume: resume.resume != nil)
+    if (group?.rank ?? 0) == 0 { Console.printOutcome(outcome) }
   }
 }
 
@@ -305,4 +315,38 @@ struct Bench: ParsableCommand {
       """)
   @OptionGroup var options: ConfigOptions
   func run() throws { try Evaluate.bench(try options.load(defaults: ["configs/demo.yaml"])) }
+}
+
+struct Launch: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run a training subcommand data-parallel in N local processes (c10d, Gloo).",
+    discussion: """
+      Each worker gets torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR,
+      MASTER_PORT) and loads its rows of every batch; train.batch_size is the batch over all
+      workers. Rank 0 alone writes logs, checkpoints and results. If a worker fails, the others
+      are stopped and launch exits with the failed worker's status.
+      Examples:
+        cmapkd launch --nproc 2 distill --config configs/demo.yaml --method cmapkd
+        cmapkd launch --nproc 4 train-teacher --config configs/demo.yaml --set device=cuda
+      """)
+  @Option(help: "Worker processes to start on this machine.")
+  var nproc: Int = 2
+  @Option(help: "Rank 0's rendezvous port (default: a free one).")
+  var masterPort: Int?
+  @Argument(parsing: .captureForPassthrough, help: "The subcommand and its options (train-teacher or distill).")
+  var command: [String] = []
+
+  func validate() throws {
+    guard nproc >= 1 else { throw ValidationError("--nproc must be at least 1") }
+    guard let first = command.first else { throw ValidationError("name the subcommand to run, e.g. distill --config …") }
+    guard ["distill", "train-teacher"].contains(first) else {
+      throw ValidationError("launch runs distill or train-teacher, not '\(first)'")
+    }
+  }
+
+  func run() throws {
+    try Launcher.run(
+      processes: nproc, arguments: command, port: masterPort,
+      log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
+  }
 }

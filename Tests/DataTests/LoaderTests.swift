@@ -33,6 +33,27 @@ import Torch
     return result
   }
 
+  @Test func dataParallelShardsTogetherMakeTheUnshardedBatchesInOrder() throws {
+    var whole = LoaderConfig(batchSize: 12, numWorkers: 1)
+    whole.seed = 5
+    let reference = try Self.loader(whole).batches()
+    var shards: [BatchIterator] = []
+    for rank in 0..<3 {
+      var config = whole
+      config.shard = LoaderShard(rank: rank, count: 3)
+      shards.append(try Self.loader(config).batches())
+    }
+    for _ in 0..<3 {
+      let batch = try #require(try reference.next())
+      let parts = try shards.map { try #require(try $0.next()) }
+      #expect(parts.map(\.count) == [4, 4, 4])
+      // Rank order is row order: what the towers' all-gather rebuilds.
+      #expect(parts.flatMap(\.sampleIds) == batch.sampleIds)
+      #expect(try Tensor.cat(parts.map(\.images), dim: 0).bytes() == batch.images.bytes())
+      #expect(try Tensor.cat(parts.map(\.tokens), dim: 0).bytes() == batch.tokens.bytes())
+    }
+  }
+
   @Test func batchesHaveTheRightShapesAndIdentities() throws {
     let loader = try Self.loader(LoaderConfig(batchSize: 16, numWorkers: 2))
     #expect(loader.batchesPerEpoch == 7)  // 120 / 16, last partial batch dropped

@@ -314,6 +314,75 @@ import Torch
     }
   }
 
+  @Test func twoDataParallelProcessesTrainLikeOneProcessOnTheWholeBatch() throws {
+    let (root, config) = try prepared("data-parallel")
+    // CMAPKD with its gating selector (per-sample credits by double backward through the
+    // towers' gather) learning every 2 steps: the hardest case for the global-batch rules.
+    let common = [
+      "--config", config, "--method", "cmapkd", "--set", "method.cmapkd.selection=gating",
+      "--set", "method.cmapkd.selector_interval=2", "--set", "train.steps=6", "--set", "train.eval_every=0",
+      "--set", "cache.enabled=false",
+    ]
+    let one = try runCLI(["distill"] + common + ["--set", "run_dir=\(root)/one"])
+    #expect(one.status == 0, "\(one.stderr)")
+    let two = try runCLI(["launch", "--nproc", "2", "distill"] + common + ["--set", "run_dir=\(root)/two"])
+    #expect(two.status == 0, "\(two.stderr)")
+    #expect(two.stderr.contains("2 processes (Gloo), batch 8 = 2 × 4"), "\(two.stderr)")
+    let (a, b) = (try records("\(root)/one"), try records("\(root)/two"))
+    #expect(a.count == b.count && a.count >= 6, "rank 0 alone logs, once per step")
+    // The same global batch, loss and gradient: only the order of float sums differs. At step
+    // 1 that is 1e-7; the gradient norm (≈ 1400 at step 1, from terms that largely cancel) then
+    // drifts by rounding to ≈ 4e-4 relative at step 6 while the loss stays within 1e-6 (measured).
+    // A wrong rule would be far off: a missing 1/W doubles the gradient; per-process negatives
+    // change the step-1 loss by whole units.
+    for (x, y) in zip(a, b) {
+      for (key, tolerance) in [
+        ("loss/total", 1e-5), ("grad_norm", x.step == 1 ? 1e-6 : 2e-3), ("selector/credit/L1", 2e-3), ("selector/credit/P3", 2e-3),
+      ] {
+        guard let u = x.values[key] else { continue }
+        let v = try #require(y.values[key], "\(key) missing at step \(y.step)")
+        #expect(abs(u - v) <= tolerance * max(1, abs(u)), "step \(x.step) \(key): one process \(u), two \(v)")
+      }
+    }
+    #expect(a.contains { $0.values["selector/credit/L1"] != nil }, "the selector never learned: the test lost its point")
+    // Rank 0 alone writes the results and checkpoints.
+    let results = try JSONCoding.decode(RunResults.self, file: "\(root)/two/results.json")
+    #expect(results.steps == 6)
+    #expect(!two.stdout.isEmpty && two.stdout.components(separatedBy: "run: ").count == 2, "\(two.stdout)")
+
+    // A batch that does not split over the processes is refused before training.
+    let odd = try runCLI(["launch", "--nproc", "3", "distill"] + common + ["--set", "run_dir=\(root)/odd"])
+    #expect(odd.status != 0 && odd.stderr.contains("must split evenly over 3 processes"), "\(odd.stderr)")
+  }
+
+  @Test func aWorkerThatDiesStopsTheWholeDataParallelJob() throws {
+    let (root, config) = try prepared("data-parallel-failure")
+    let run = "\(root)/killed"
+    var killedWorker = false
+    // Once rank 0 has logged a step, SIGKILL rank 1 (found by its RANK and run folder).
+    let job = try runCLI([
+      "launch", "--nproc", "2", "distill", "--config", config, "--method", "kd", "--set", "run_dir=\(run)",
+      "--set", "train.steps=400", "--set", "train.eval_every=0",
+    ]) {
+      guard !killedWorker, FileManager.default.fileExists(atPath: "\(run)/metrics.jsonl") else { return false }
+      for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(entry),
+          let command = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+          let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
+          String(decoding: command, as: UTF8.self).contains(run),
+          String(decoding: environment, as: UTF8.self).split(separator: "\0").contains("RANK=1")
+        else { continue }
+        kill(pid, SIGKILL)
+        killedWorker = true
+      }
+      return false
+    }
+    #expect(killedWorker, "rank 1 was never found to be killed: \(job.stderr)")
+    #expect(job.status != 0, "the launcher reported success after a worker died")
+    #expect(job.stderr.contains("worker 1 was killed by signal 9; stopped the other 1 worker(s)"), "\(job.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: "\(run)/results.json"))
+  }
+
   @Test func badInputGivesClearErrorsAndUsageExitCodes() throws {
     let (root, config) = try prepared("errors")
     let missing = try runCLI(["distill", "--config", "\(root)/nope.yaml"])

@@ -204,6 +204,21 @@ int ct_sgd_step(const ct_tensor *params, const ct_tensor *grads, const ct_tensor
 // Scales gradients so their global p-norm is at most max_norm; writes the norm before clipping.
 int ct_clip_grad_norm(const ct_tensor *params, int n, double max_norm, double norm_type, double *total_norm);
 
+// Data-parallel collectives (c10d; Gloo, with CUDA tensors staged through host memory).
+typedef struct ct_process_group_s *ct_process_group;
+// Joins a group of `world` processes: rank 0 serves a TCPStore on host:port, the others
+// connect. Every collective fails after `timeout_seconds` rather than waiting forever.
+ct_process_group ct_pg_new(const char *host, int port, int rank, int world, double timeout_seconds);
+void ct_pg_free(ct_process_group pg);
+// Σ over ranks, in place, in flattened buckets of at most bucket_bytes launched together.
+int ct_pg_allreduce_sum(ct_process_group pg, const ct_tensor *tensors, int n, int64_t bucket_bytes);
+int ct_pg_broadcast(ct_process_group pg, const ct_tensor *tensors, int n, int root);
+int ct_pg_barrier(ct_process_group pg);
+// Differentiable: every rank's rows concatenated along dim 0 (backward: the all-reduced
+// gradient's own rows); Σ over ranks (backward: the all-reduced gradient).
+ct_tensor ct_pg_all_gather(ct_process_group pg, ct_tensor x);
+ct_tensor ct_pg_all_reduce_sum(ct_process_group pg, ct_tensor x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,7 +33,11 @@ struct EpochPlan: Sendable {
   /// Dataset indices of batch `k`.
   func indices(ofBatch k: Int) -> ArraySlice<Int> {
     let start = k * config.batchSize
-    return order[start..<min(start + config.batchSize, order.count)]
+    let batch = order[start..<min(start + config.batchSize, order.count)]
+    guard let shard = config.shard, shard.count > 1 else { return batch }
+    // Rows [rank·n/W, (rank+1)·n/W) of the batch, the rows the model's gather puts in that place.
+    let n = batch.count
+    return batch.dropFirst(shard.rank * n / shard.count).prefix((shard.rank + 1) * n / shard.count - shard.rank * n / shard.count)
   }
 
   func captionIndex(sample index: Int, captionCount: Int) -> Int {

@@ -44,6 +44,10 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
   /// Also tokenize one hard-negative caption per sample (when the dataset has them), drawn
   /// anew each epoch from the seed: extra negatives for the image→text side of the CLIP loss.
   public var hardNegatives: Bool = false
+  /// Data-parallel training: this process loads only its rows of every batch (`batchSize` is
+  /// the batch over all processes). Every process shuffles alike, so together they load
+  /// exactly the batches one process would. Not part of the config file: set by the trainer.
+  public var shard: LoaderShard? = nil
 
   public init(batchSize: Int = 64, shuffle: Bool = true, seed: UInt64 = 0, numWorkers: Int = 2, training: Bool = true) {
     self.batchSize = batchSize
@@ -97,5 +101,16 @@ public struct LoaderPosition: Codable, Sendable, Equatable, Hashable {
   public init(epoch: Int = 0, batch: Int = 0) {
     self.epoch = epoch
     self.batch = batch
+  }
+}
+
+/// Which contiguous share of each batch a data-parallel process loads.
+public struct LoaderShard: Codable, Sendable, Equatable {
+  public var rank: Int
+  public var count: Int
+
+  public init(rank: Int, count: Int) {
+    self.rank = rank
+    self.count = count
   }
 }
