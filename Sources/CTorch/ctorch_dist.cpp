@@ -13,6 +13,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
+#include <csignal>
+#include <sys/prctl.h>
 #include <string>
 
 #include "ctorch_internal.hpp"
@@ -128,6 +130,8 @@ ct_process_group ct_pg_new(const char *host, int port, int rank, int world, doub
 }
 
 void ct_pg_free(ct_process_group pg) { delete pg; }
+
+int ct_die_with_parent(void) { return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0 ? 0 : -1; }
 
 int ct_pg_allreduce_sum(ct_process_group pg, const ct_tensor *tensors, int n, int64_t bucket_bytes) {
   CT_STATUS(

@@ -19,9 +19,20 @@ public enum Launcher {
 
   /// The data-parallel group this process belongs to, from the environment (nil for one process).
   public static func groupFromEnvironment() throws -> ProcessGroup? {
+    bindToLauncher()
     do { return try ProcessGroup.fromEnvironment() } catch {
       throw TrainingError("could not join the data-parallel group: \(error)")
     }
+  }
+
+  /// A worker started by `launch` dies with it: killed with SIGKILL when the launcher dies,
+  /// even by SIGKILL (Linux's parent-death signal), so no worker is left holding the port or
+  /// waiting in a collective.
+  static func bindToLauncher() {
+    guard let text = ProcessInfo.processInfo.environment["CMAPKD_LAUNCHER_PID"], let launcher = Int32(text) else { return }
+    ProcessGroup.dieWithParent()
+    // The launcher may have died before the request took effect.
+    if getppid() != launcher { exit(1) }
   }
 
   /// Runs `arguments` (a subcommand and its options) in `processes` workers and returns when
@@ -42,6 +53,7 @@ public enum Launcher {
       base["OMP_NUM_THREADS"] = "\(max(1, ProcessInfo.processInfo.activeProcessorCount / processes))"
     }
     log("launch: \(processes) workers of \(program) \(arguments.joined(separator: " ")) (127.0.0.1:\(masterPort), OMP_NUM_THREADS=\(base["OMP_NUM_THREADS"]!))")
+    base["CMAPKD_LAUNCHER_PID"] = "\(getpid())"
     var children: [pid_t: Int] = [:]
     for rank in 0..<processes {
       var env = base

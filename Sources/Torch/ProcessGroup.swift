@@ -106,6 +106,9 @@ public final class ProcessGroup: @unchecked Sendable {
     return try x.narrow(dim: 0, start: range.lowerBound, length: range.count)
   }
 
+  /// Asks Linux to SIGKILL this process when its parent dies (a launched worker and its launcher).
+  public static func dieWithParent() { _ = ct_die_with_parent() }
+
   /// A TCP port nothing listens on now (the kernel's choice of a free one).
   public static func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

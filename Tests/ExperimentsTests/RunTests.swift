@@ -345,6 +345,24 @@ import Torch
       }
     }
     #expect(a.contains { $0.values["selector/credit/L1"] != nil }, "the selector never learned: the test lost its point")
+    // The student's weights agree to float rounding (measured 1.7e-6). The ALSN's do not to
+    // 1e-5: its AdamW's first steps move each weight by ≈ lr·sign(gradient), so credits that
+    // differ by rounding can move a near-zero weight either way; hence the uniform run below.
+    #expect(try maxDifference("\(root)/one", "\(root)/two", groups: ["model"]) <= 1e-5)
+
+    // Without a learned selector, every tensor of the last checkpoint agrees to 1e-5: student,
+    // CMAPKD head and AdamW's moments.
+    let uniform = common.map { $0 == "method.cmapkd.selection=gating" ? "method.cmapkd.selection=uniform" : $0 }
+    let oneUniform = try runCLI(["distill"] + uniform + ["--set", "run_dir=\(root)/one-uniform"])
+    let twoUniform = try runCLI(["launch", "--nproc", "2", "distill"] + uniform + ["--set", "run_dir=\(root)/two-uniform"])
+    #expect(oneUniform.status == 0 && twoUniform.status == 0, "\(oneUniform.stderr)\n\(twoUniform.stderr)")
+    #expect(
+      try maxDifference("\(root)/one-uniform", "\(root)/two-uniform", groups: ["model", "head", "optimizer"]) <= 1e-5)
+    // One log and one set of checkpoints: rank 0's.
+    let files = try FileManager.default.subpathsOfDirectory(atPath: "\(root)/two")
+    #expect(files.filter { $0.hasSuffix("metrics.jsonl") } == ["metrics.jsonl"], "\(files)")
+    #expect(files.filter { $0.hasSuffix("model.safetensors") }.count == (try FileManager.default.contentsOfDirectory(
+      atPath: "\(root)/one/checkpoints").filter { $0.hasPrefix("step-") }.count))
     // Rank 0 alone writes the results and checkpoints.
     let results = try JSONCoding.decode(RunResults.self, file: "\(root)/two/results.json")
     #expect(results.steps == 6)
@@ -353,6 +371,42 @@ import Torch
     // A batch that does not split over the processes is refused before training.
     let odd = try runCLI(["launch", "--nproc", "3", "distill"] + common + ["--set", "run_dir=\(root)/odd"])
     #expect(odd.status != 0 && odd.stderr.contains("must split evenly over 3 processes"), "\(odd.stderr)")
+  }
+
+  /// The largest absolute difference between two runs' newest checkpoints, over `groups`.
+  func maxDifference(_ a: String, _ b: String, groups: [String]) throws -> Double {
+    let x = try #require(RunCheckpoint.latest(in: "\(a)/checkpoints")), y = try #require(RunCheckpoint.latest(in: "\(b)/checkpoints"))
+    #expect(x.meta.step == y.meta.step)
+    var worst = 0.0
+    for group in groups {
+      let (u, v) = (try x.tensors(group), try y.tensors(group))
+      #expect(Set(u.keys) == Set(v.keys), "\(group): different tensors")
+      for (name, t) in u where t.count > 0 && t.dtype.isFloatingPoint {
+        let other = try #require(v[name])
+        let difference = try (t.to(.float64) - other.to(.float64)).abs().amax().item()
+        worst = max(worst, difference)
+      }
+    }
+    return worst
+  }
+
+  @Test func aDataParallelJobKilledAndResumedEndsExactlyLikeAnUninterruptedOne() throws {
+    let (root, config) = try prepared("data-parallel-resume")
+    let common = ["--config", config, "--method", "dsmd", "--set", "cache.enabled=false"]
+    let straight = try runCLI(["launch", "--nproc", "2", "distill"] + common + ["--set", "run_dir=\(root)/straight"])
+    #expect(straight.status == 0, "\(straight.stderr)")
+    // SIGKILL to the launcher itself: its workers must not outlive it (nor hold the port).
+    let killedRun = "\(root)/killed"
+    let killed = try runCLI(["launch", "--nproc", "2", "distill"] + common + ["--set", "run_dir=\(killedRun)"]) {
+      FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000010/meta.json")
+    }
+    #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL, "the run finished before it could be killed")
+    let resumed = try runCLI(
+      ["launch", "--nproc", "2", "distill"] + common + ["--set", "run_dir=\(killedRun)", "--resume", "latest"])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(resumed.stderr.contains("resumed dsmd from"), "\(resumed.stderr)")
+    #expect(try records("\(root)/straight") == records(killedRun), "every logged loss and evaluation identical, step by step")
+    #expect(try maxDifference("\(root)/straight", killedRun, groups: ["model", "optimizer"]) == 0)
   }
 
   @Test func aWorkerThatDiesStopsTheWholeDataParallelJob() throws {

@@ -379,8 +379,96 @@ func worker() throws {
   }
 }
 
+// MARK: profile: where a cached CMAPKD step's time goes, phase by phase, against `none`
+
+/// Times each phase of a cached CMAPKD step and of a no-distillation step, interleaved, with
+/// the same batch; every phase ends with its tensors computed (CPU ops are synchronous).
+func profileSteps() throws {
+  let batchSize = intOption("--batch", 64)
+  let rounds = intOption("--rounds", 15)
+  Torch.numThreads = intOption("--threads", 2)
+  let (teacher, student) = try sceneModels()
+  let head = try CMAPKDHead(student: student.config, teacher: teacher)
+  let bench = try DistillStep(student: student, teacher: teacher, head: head)
+  let generator = try Generator(seed: 1)
+  let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
+  let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  let features = try bench.teacherFeatures(batch)
+  let cmapkd = bench.cmapkd
+  let plainOptimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
+  var phases: [String: [Double]] = [:]
+  func time<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
+    let start = DispatchTime.now().uptimeNanoseconds
+    let r = try body()
+    phases[name, default: []].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    return r
+  }
+  for round in 0..<(rounds + 2) {
+    if round == 2 { phases = [:] }  // warm-up
+    // none
+    let (img, txt) = try time("none: towers") {
+      (try student.encodeImage(batch.pixels), try student.encodeText(batch.ids, attentionMask: batch.attentionMask))
+    }
+    let plainLoss = try time("none: loss") { try Losses.clip(images: img, texts: txt, logitScale: student.logitScale) }
+    try time("none: backward") { try plainLoss.backward() }
+    try time("none: adamw") {
+      try plainOptimizer.step()
+      try plainOptimizer.zeroGrad()
+    }
+    // cmapkd, cached features
+    let towers = try time("cmapkd: towers") {
+      try cmapkd.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
+    }
+    let active = cmapkd.config.activeLevels(.fine)
+    let weights = try time("cmapkd: alsn weights") {
+      try cmapkd.levelWeights(head: head, image: towers.image, text: towers.caption, active: active)
+    }
+    let computed = try CMAPKD.levelsToCompute(weights: weights, active: active, threshold: cmapkd.config.skipThreshold)
+    let side = try time("cmapkd: levels (pyramid, adapters, bridges)") {
+      try cmapkd.levels(student: student, head: head, towers: towers, teacher: features, computing: computed)
+    }
+    let step = try time("cmapkd: losses") { try cmapkd.losses(side, teacher: features, weights: weights) }
+    try time("cmapkd: backward") { try step.total.backward() }
+    try time("cmapkd: adamw") {
+      try bench.optimizer.step()
+      try bench.optimizer.zeroGrad()
+    }
+    // Each term alone: towers, levels, that term (and the task), backward; minus the task-only step.
+    let terms: [(String, WritableKeyPath<LossWeights, Double>)] = [
+      ("intra_v", \.intraVision), ("intra_l", \.intraLanguage), ("align", \.align), ("pyramid", \.pyramid),
+      ("relation", \.relation), ("layer_relation", \.layerRelation), ("embedding", \.embedding), ("task only", \.task),
+    ]
+    for (name, key) in terms {
+      var config = cmapkd.config
+      var only = LossWeights()
+      for (_, k) in terms { only[keyPath: k] = 0 }
+      only.task = 1
+      only[keyPath: key] = cmapkd.config.lambdas[keyPath: key]
+      config.lambdas = only
+      let single = CMAPKD(config)
+      try time("term: \(name)") {
+        let t = try single.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
+        let side = try single.levels(student: student, head: head, towers: t, teacher: features, computing: computed)
+        try single.losses(side, teacher: features, weights: weights).total.backward()
+        try bench.optimizer.zeroGrad()
+      }
+    }
+    try time("term: teacher.levels expand") { _ = try features.levels(cmapkd.config.pyramid) }
+  }
+  var totals: [String: Double] = [:]
+  print("phase medians over \(rounds) interleaved rounds, batch \(batchSize), threads \(Torch.numThreads):")
+  for name in phases.keys.sorted() {
+    let m = median(phases[name]!)
+    if !name.hasPrefix("term") { totals[String(name.prefix { $0 != ":" }), default: 0] += m }
+    print(String(format: "  %-45@ %8.2f ms", name as NSString, m * 1e3))
+  }
+  for (name, total) in totals.sorted(by: { $0.key < $1.key }) { print(String(format: "  %-45@ %8.2f ms", "\(name) total" as NSString, total * 1e3)) }
+  print("student parameters \(student.parameterCount()), head parameters \(head.parameterCount())")
+}
+
 do {
   switch CommandLine.arguments.dropFirst().first {
+  case "profile": try profileSteps()
   case "cache": try cacheBenchmark()
   case "export": try export()
   case "worker": try worker()

@@ -210,6 +210,9 @@ typedef struct ct_process_group_s *ct_process_group;
 // connect. Every collective fails after `timeout_seconds` rather than waiting forever.
 ct_process_group ct_pg_new(const char *host, int port, int rank, int world, double timeout_seconds);
 void ct_pg_free(ct_process_group pg);
+// SIGKILL to the calling process when its parent dies (Linux): launched workers die with
+// their launcher. 0 on success.
+int ct_die_with_parent(void);
 // Σ over ranks, in place, in flattened buckets of at most bucket_bytes launched together.
 int ct_pg_allreduce_sum(ct_process_group pg, const ct_tensor *tensors, int n, int64_t bucket_bytes);
 int ct_pg_broadcast(ct_process_group pg, const ct_tensor *tensors, int n, int root);
