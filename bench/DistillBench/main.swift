@@ -455,11 +455,35 @@ func profileSteps() throws {
     }
     try time("term: teacher.levels expand") { _ = try features.levels(cmapkd.config.pyramid) }
   }
+  // The gating update's cost by the sizes of its two batches (credits on the first S samples
+  // of the step's batch, held-out loss on H pairs).
+  func rows(_ b: DistillBatch, _ n: Int) throws -> DistillBatch {
+    func keep(_ t: Tensor) throws -> Tensor { try t.narrow(dim: 0, start: 0, length: n) }
+    return DistillBatch(
+      pixels: try keep(b.pixels), ids: try keep(b.ids), attentionMask: try keep(b.attentionMask),
+      teacher: try b.teacher?.map(keep), stage: .fine)
+  }
+  var trainBatch = batch
+  trainBatch.teacher = features
+  var heldOut = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  heldOut.teacher = try bench.teacherFeatures(heldOut)
+  let selector = try SelectorTrainer(cmapkd: cmapkd, alsn: head.alsn)
+  for (s, h) in [(batchSize, batchSize), (32, 64), (16, 64), (32, 32), (16, 32)] where s <= batchSize {
+    let (train, held) = (try rows(trainBatch, s), try rows(heldOut, h))
+    for i in 0..<(rounds / 2 + 1) {
+      let start = DispatchTime.now().uptimeNanoseconds
+      _ = try selector.gatingUpdate(student: student, head: head, batch: train, heldOut: held)
+      if i > 0 {
+        phases["selector: gating update S=\(s) H=\(h)", default: []].append(
+          Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+      }
+    }
+  }
   var totals: [String: Double] = [:]
   print("phase medians over \(rounds) interleaved rounds, batch \(batchSize), threads \(Torch.numThreads):")
   for name in phases.keys.sorted() {
     let m = median(phases[name]!)
-    if !name.hasPrefix("term") { totals[String(name.prefix { $0 != ":" }), default: 0] += m }
+    if !name.hasPrefix("term"), !name.hasPrefix("selector") { totals[String(name.prefix { $0 != ":" }), default: 0] += m }
     print(String(format: "  %-45@ %8.2f ms", name as NSString, m * 1e3))
   }
   for (name, total) in totals.sorted(by: { $0.key < $1.key }) { print(String(format: "  %-45@ %8.2f ms", "\(name) total" as NSString, total * 1e3)) }
