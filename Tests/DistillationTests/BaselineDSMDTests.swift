@@ -96,17 +96,17 @@ struct BaselineDSMDTests {
     #expect(throws: MethodError.self) { try FeatureQueue(capacity: 8, width: 2).loadState(state, prefix: "queue.P5.image") }
   }
 
-  @Test("dsmd carries its queues and balancer through stateTensors / loadState, and logs the balancer weights")
+  @Test("dsmd-pyramid carries its queues and balancer through stateTensors / loadState, and logs the balancer weights")
   func methodState() throws {
     try Torch.manualSeed(5)
     let teacher = try CLIPModel(baselineTeacherConfig())
     try teacher.freeze()
     let student = try CLIPModel(baselineStudentConfig())
-    var config = MethodConfig(name: "dsmd")
-    config.dsmd.queueSize = 6
-    config.dsmd.scales = ["P4", "embedding"]
+    var config = MethodConfig(name: "dsmd-pyramid")
+    config.dsmdPyramid.queueSize = 6
+    config.dsmdPyramid.scales = ["P4", "embedding"]
     let context = MethodContext(student: student.config, teacher: teacher)
-    let method = try #require(try Methods.make(config, context: context) as? DSMDMethod)
+    let method = try #require(try Methods.make(config, context: context) as? DSMDPyramidMethod)
     let batch = try baselineDistillBatch(teacher: teacher, pyramid: context.pyramid)
     for _ in 0..<3 {
       let result = try method.loss(student: student, batch: batch)
@@ -121,7 +121,7 @@ struct BaselineDSMDTests {
     #expect(
       state.keys.contains("queue.P4.image") && state.keys.contains("queue.embedding.text.pointer")
         && state.keys.contains("balancer.steps"))
-    let restored = try #require(try Methods.make(config, context: context) as? DSMDMethod)
+    let restored = try #require(try Methods.make(config, context: context) as? DSMDPyramidMethod)
     try restored.loadState(state)
     #expect(restored.balancer.weights() == method.balancer.weights())
     for scale in ["P4", "embedding"] {

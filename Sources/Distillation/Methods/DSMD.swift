@@ -1,35 +1,48 @@
+import Foundation
 import Models
-import Pyramid
 import Torch
 import TorchNN
 
-/// Settings of `dsmd`.
+/// Settings of `dsmd`, DSMD as its authors coded it (github chrisx599/DSMD; see docs/baselines.md).
 public struct DSMDConfig: Codable, Equatable, Sendable {
-  /// Where the terms apply: pyramid scales `P2`…`P5` (the teacher's shared-space level vectors,
-  /// P(k+2) paired with L(k+1)) and `embedding` (the final embeddings).
-  public var scales = ["P2", "P3", "P4", "P5", "embedding"]
-  /// λ of each distillation term; the balancer's weight multiplies it.
+  /// How the four loss weights are set each step.
+  public enum BalancerForm: String, Codable, Sendable, CaseIterable {
+    /// The official `AdaptiveLossWeighting` as coded: aᵢ = L_max/Lᵢ, L̃ᵢ = Lᵢ·aᵢ,
+    /// rᵢ = L̃ᵢ(t)/L̃ᵢ(t−1), wᵢ = k·softmax(r/T)ᵢ·aᵢ. As L̃ᵢ = L_max for every term, the ratios are
+    /// all equal and wᵢ = (k/4)·L_max/Lᵢ: every weighted term equals (k/4)·L_max each step.
+    case coded
+    /// The paper's description (dynamic weight averaging): rᵢ = Lᵢ(t)/Lᵢ(t−1) on the raw losses,
+    /// then the same wᵢ = k·softmax(r/T)ᵢ·aᵢ, so a term that falls more slowly gains weight.
+    case dwa
+    /// wᵢ = 1 (75eba34's fixed λ, without its epoch schedule).
+    case off
+  }
+
+  /// λ of each term, multiplied by the balancer's weight (the official code uses 1).
   public var contrastiveWeight = 1.0
-  public var featureWeight = 1.0
-  public var similarityWeight = 1.0
-  public var hardNegativeWeight = 1.0
-  /// λ of the student's CLIP loss (not balanced).
-  public var taskWeight = 1.0
-  /// τ of the contrastive term.
-  public var temperature = 0.07
-  /// Past teacher vectors kept per scale and modality as extra negatives; 0 = this batch only.
-  public var queueSize = 1024
-  /// m of the hard-negative triplet.
+  public var l1Weight = 1.0
+  public var cosineWeight = 1.0
+  public var hingeWeight = 1.0
+  /// λ of the student's own CLIP loss: 0, as in the official code (no task loss).
+  public var taskWeight = 0.0
+  /// τ of the queue contrastive terms.
+  public var temperature = 0.05
+  /// K: teacher vectors per modality in the FIFO queue (started with random unit vectors).
+  public var queueSize = 8192
+  /// VSE++ margin of the hinge term.
   public var margin = 0.2
-  /// k hardest negatives (ranked by the teacher) per anchor.
-  public var hardNegatives = 1
-  public var balancer = DSMDBalancerConfig()
+  /// VSE++'s hardest negative (`max_violation`): only each query's worst negative counts.
+  public var hardestNegative = false
+  public var balancer = BalancerForm.coded
+  /// k and T of the balancer.
+  public var balancerScale = 10.0
+  public var balancerTemperature = 1.0
 
   enum CodingKeys: String, CodingKey {
-    case scales, temperature, margin, balancer
-    case contrastiveWeight = "contrastive_weight", featureWeight = "feature_weight", similarityWeight = "similarity_weight"
-    case hardNegativeWeight = "hard_negative_weight", taskWeight = "task_weight", queueSize = "queue_size", hardNegatives =
-      "hard_negatives"
+    case temperature, margin, balancer
+    case contrastiveWeight = "contrastive_weight", l1Weight = "l1_weight", cosineWeight = "cosine_weight"
+    case hingeWeight = "hinge_weight", taskWeight = "task_weight", queueSize = "queue_size"
+    case hardestNegative = "hardest_negative", balancerScale = "balancer_scale", balancerTemperature = "balancer_temperature"
   }
 
   public init() {}
@@ -37,308 +50,228 @@ public struct DSMDConfig: Codable, Equatable, Sendable {
   public init(from decoder: Decoder) throws {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     let d = DSMDConfig()
-    scales = try c.decode(.scales, default: d.scales)
     contrastiveWeight = try c.decode(.contrastiveWeight, default: d.contrastiveWeight)
-    featureWeight = try c.decode(.featureWeight, default: d.featureWeight)
-    similarityWeight = try c.decode(.similarityWeight, default: d.similarityWeight)
-    hardNegativeWeight = try c.decode(.hardNegativeWeight, default: d.hardNegativeWeight)
+    l1Weight = try c.decode(.l1Weight, default: d.l1Weight)
+    cosineWeight = try c.decode(.cosineWeight, default: d.cosineWeight)
+    hingeWeight = try c.decode(.hingeWeight, default: d.hingeWeight)
     taskWeight = try c.decode(.taskWeight, default: d.taskWeight)
     temperature = try c.decode(.temperature, default: d.temperature)
     queueSize = try c.decode(.queueSize, default: d.queueSize)
     margin = try c.decode(.margin, default: d.margin)
-    hardNegatives = try c.decode(.hardNegatives, default: d.hardNegatives)
+    hardestNegative = try c.decode(.hardestNegative, default: d.hardestNegative)
     balancer = try c.decode(.balancer, default: d.balancer)
-  }
-
-  /// λ of each distillation term by name.
-  var termWeights: [(term: String, weight: Double)] {
-    [
-      ("contrastive", contrastiveWeight), ("feature", featureWeight), ("similarity", similarityWeight),
-      ("hard_negative", hardNegativeWeight),
-    ]
+    balancerScale = try c.decode(.balancerScale, default: d.balancerScale)
+    balancerTemperature = try c.decode(.balancerTemperature, default: d.balancerTemperature)
   }
 }
 
-/// DSMD's student-side modules: per pyramid scale, a projector of the student's pooled tap into
-/// the teacher's shared space (LayerNorm + Linear, keys `vision.P4`, `language.P4`, …), and for
-/// the `embedding` scale a Linear from the student's embedding width to the teacher's when they
-/// differ. Dropped at inference.
-public final class DSMDHead: Module {
-  public let vision: [String: BridgeProjector]
-  public let language: [String: BridgeProjector]
-  public let imageEmbedding: Linear?
-  public let textEmbedding: Linear?
+/// The official balancer (`module/balancer.py`, `AdaptiveLossWeighting`) in its coded and its
+/// DWA form. It reads the current step's loss values (detached) and returns their weights for
+/// this same step; the first step's weights are all 1.
+public final class DSMDLossWeighting {
+  public let form: DSMDConfig.BalancerForm
+  public let scale: Double
+  public let temperature: Double
+  /// The previous step's L̃ (coded) or L (dwa); nil before the first step.
+  public private(set) var previous: [Double]?
+  static let epsilon = 1e-8
 
-  public init(scales: [String], student: CLIPConfig, sharedWidth: Int) throws {
-    let pyramid = scales.filter { $0 != "embedding" }
-    vision = Dictionary(
-      uniqueKeysWithValues: try pyramid.map {
-        ($0, try BridgeProjector(width: student.visionConfig.hiddenSize, sharedWidth: sharedWidth))
-      })
-    language = Dictionary(
-      uniqueKeysWithValues: try pyramid.map {
-        ($0, try BridgeProjector(width: student.textConfig.hiddenSize, sharedWidth: sharedWidth))
-      })
-    let project = scales.contains("embedding") && student.projectionDim != sharedWidth
-    imageEmbedding = project ? try Linear(student.projectionDim, sharedWidth, bias: false) : nil
-    textEmbedding = project ? try Linear(student.projectionDim, sharedWidth, bias: false) : nil
-    super.init()
+  public init(form: DSMDConfig.BalancerForm, scale: Double = 10, temperature: Double = 1) throws {
+    guard scale > 0, temperature > 0 else {
+      throw MethodError("dsmd: balancer_scale and balancer_temperature must be positive (got \(scale), \(temperature))")
+    }
+    self.form = form
+    self.scale = scale
+    self.temperature = temperature
+  }
+
+  /// The weights of the losses `values` and the state after them (not yet committed).
+  public func weights(for values: [Double]) -> (weights: [Double], next: [Double]?) {
+    guard form != .off else { return (Array(repeating: 1, count: values.count), nil) }
+    let largest = values.max() ?? 0
+    let magnitude = values.map { largest / ($0 + Self.epsilon) }  // aᵢ
+    let adjusted = zip(values, magnitude).map { $0 * $1 }  // L̃ᵢ
+    let tracked = form == .coded ? adjusted : values
+    guard let previous, previous.count == values.count else { return (Array(repeating: 1, count: values.count), tracked) }
+    let ratios = zip(tracked, previous).map { $0 / ($1 + Self.epsilon) }
+    let top = ratios.max() ?? 0  // the softmax is unchanged by a shift; exp stays finite
+    let e = ratios.map { exp(($0 - top) / temperature) }
+    let total = e.reduce(0, +)
+    return (zip(e, magnitude).map { scale * $0 / total * $1 }, tracked)
+  }
+
+  /// Makes `next` (from `weights(for:)`) the previous step's values.
+  public func commit(_ next: [Double]?) { if let next { previous = next } }
+
+  public func stateTensors(prefix: String) throws -> [String: Tensor] {
+    guard let previous else { return [:] }
+    return ["\(prefix).previous": try Tensor(previous, shape: [previous.count])]
+  }
+
+  public func loadState(_ tensors: [String: Tensor], prefix: String) throws {
+    previous = try tensors["\(prefix).previous"].map { try $0.doubles() }
   }
 }
 
-/// `dsmd`: Dynamic Self-adaptive Multiscale Distillation (Liang et al. 2024, arXiv 2404.10838).
-/// At every configured scale, four terms against the teacher's outputs — contrastive (with a
-/// FIFO queue of past teacher vectors as extra negatives), feature, similarity (intra- and
-/// cross-modal batch structure) and hard-negative (negatives ranked by the teacher, triplet
-/// form) — each weighted by λ and by the `DSMDBalancer`'s weight; plus the task loss.
-///
-/// Each term is averaged over the scales, so the number of scales does not change its size.
-/// The balancer and the queues are method state (`stateTensors()`), updated in `afterStep`.
+/// `dsmd`: DSMD (Liang et al. 2024, arXiv 2404.10838) as its official code trains a student
+/// (`module/model.py` and `module/balancer.py` at the repository's head, whose forward/train
+/// mismatch keeps it from running; the earlier commit 75eba34 for the parts the head lost). Four
+/// losses on the L2-normalised final embeddings, no task loss:
+/// - contrastive: InfoNCE of each student vector against its pair's teacher vector and a FIFO
+///   queue of K past teacher vectors of the key modality (τ = 0.05), for image→image,
+///   text→text, image→text and text→image, summed;
+/// - L1: mean |ŝ − t̂| of image and of text, summed;
+/// - cosine: 1 − (mean cos(ŝ, t̂) + 1)/2 of image and of text, summed;
+/// - hinge (VSE++): Σ over the cross matrices (ŝᵢ, t̂ᵢ), (ŝₜ, t̂ₜ), (ŝᵢ, t̂ₜ), (ŝₜ, t̂ᵢ) of the
+///   summed margin violations of every query's negatives (or its hardest);
+/// weighted by `DSMDLossWeighting`. A student whose joint width differs from the teacher's
+/// reaches it through a linear head (the official students' own output layer has the teacher's
+/// width).
 public final class DSMDMethod: DistillationMethod {
   public let name = "dsmd"
-  public let teacherInputs: Set<TeacherInput> = [.embeddings, .shared]
+  public let teacherInputs: Set<TeacherInput> = [.embeddings]
   public let config: DSMDConfig
-  public let dsmdHead: DSMDHead
-  public var head: Module? { dsmdHead }
-  public let balancer: DSMDBalancer
-  /// Per scale, the image and text queues of past (normalized) teacher vectors.
-  public let queues: [String: (image: FeatureQueue, text: FeatureQueue)]
-  /// Terms with λ ≠ 0, in the fixed order contrastive, feature, similarity, hard_negative.
-  public let activeTerms: [String]
-  let pyramid: PyramidConfig
-  let sharedWidth: Int
-
-  public static let allScales = ["P2", "P3", "P4", "P5", "embedding"]
-  public static let allTerms = ["contrastive", "feature", "similarity", "hard_negative"]
+  public let projection: DSMDProjection?
+  public var head: Module? { projection }
+  public let weighting: DSMDLossWeighting
+  public let imageQueue: FeatureQueue
+  public let textQueue: FeatureQueue
+  /// The four terms in the official balancer's order.
+  public static let terms = ["l1", "cosine", "contrastive", "hinge"]
 
   public init(config: DSMDConfig, context: MethodContext) throws {
-    let unknown = config.scales.filter { !DSMDMethod.allScales.contains($0) }
-    guard !config.scales.isEmpty, Set(config.scales).count == config.scales.count, unknown.isEmpty else {
-      throw MethodError("dsmd: scales \(config.scales) must be distinct names from \(DSMDMethod.allScales), at least one")
+    for (term, weight) in [
+      ("contrastive", config.contrastiveWeight), ("l1", config.l1Weight), ("cosine", config.cosineWeight),
+      ("hinge", config.hingeWeight), ("task", config.taskWeight),
+    ] {
+      try Baselines.checkWeight(weight, name, "\(term)_weight")
     }
-    for (term, weight) in config.termWeights { try Baselines.checkWeight(weight, name, "\(term)_weight") }
-    try Baselines.checkWeight(config.taskWeight, name, "task_weight")
-    guard config.temperature > 0, config.margin >= 0, config.queueSize >= 0, config.hardNegatives >= 1 else {
+    guard config.temperature > 0, config.margin >= 0, config.queueSize >= 1 else {
       throw MethodError(
-        "dsmd: need temperature > 0, margin ≥ 0, queue_size ≥ 0 and hard_negatives ≥ 1 "
-          + "(got \(config.temperature), \(config.margin), \(config.queueSize), \(config.hardNegatives))")
+        "dsmd: need temperature > 0, margin ≥ 0 and queue_size ≥ 1 (got \(config.temperature), \(config.margin), \(config.queueSize))")
     }
     self.config = config
-    pyramid = context.pyramid
-    sharedWidth = context.teacher.config.projectionDim
-    activeTerms = config.termWeights.filter { $0.weight != 0 }.map(\.term)
-    balancer = try DSMDBalancer(terms: activeTerms, config: config.balancer)
-    dsmdHead = try DSMDHead(scales: config.scales, student: context.student, sharedWidth: sharedWidth)
-    let width = sharedWidth
-    queues = Dictionary(
-      uniqueKeysWithValues: config.scales.map {
-        ($0, (FeatureQueue(capacity: config.queueSize, width: width), FeatureQueue(capacity: config.queueSize, width: width)))
-      })
+    let width = context.teacher.config.projectionDim
+    projection = context.student.projectionDim == width ? nil : try DSMDProjection(from: context.student.projectionDim, to: width)
+    weighting = try DSMDLossWeighting(form: config.balancer, scale: config.balancerScale, temperature: config.balancerTemperature)
+    // The official queues start as random unit vectors, not empty (drawn from the run's seed).
+    imageQueue = FeatureQueue(capacity: config.queueSize, width: width)
+    textQueue = FeatureQueue(capacity: config.queueSize, width: width)
+    try imageQueue.enqueue(Functional.normalize(Tensor.randn([config.queueSize, width])))
+    try textQueue.enqueue(Functional.normalize(Tensor.randn([config.queueSize, width])))
   }
 
   public func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep {
-    let pass = try StudentPass(student: student, batch: batch)
+    let teacher = try batch.requireTeacher(name)
+    let image = try student.encodeImage(batch.pixels)
+    let text = try student.encodeTextByLength(batch.ids, attentionMask: batch.attentionMask)
+    let (si, st) = (try projection.map { try $0.image(image) } ?? image, try projection.map { try $0.text(text) } ?? text)
+    let raw = try DSMDMethod.losses(
+      studentImage: si, studentText: st, teacherImage: teacher.imageEmbedding, teacherText: teacher.textEmbedding,
+      queue: (try imageQueue.entries(), try textQueue.entries()), temperature: config.temperature, margin: config.margin,
+      hardestNegative: config.hardestNegative)
+    let values = try DSMDMethod.terms.map { try raw[$0]!.detach().to(.float64).item() }
+    let (weights, _) = weighting.weights(for: values)
+    let lambdas = ["l1": config.l1Weight, "cosine": config.cosineWeight, "contrastive": config.contrastiveWeight,
+                   "hinge": config.hingeWeight]
     var parts = LossParts()
     var metrics: [String: Double] = [:]
-    if !activeTerms.isEmpty {
-      let teacher = try batch.requireTeacher(name)
-      let weights = balancer.namedWeights()
-      let lambdas = Dictionary(uniqueKeysWithValues: config.termWeights)
-      let students = try studentVectors(pass, attentionMask: batch.attentionMask)
-      let scaleCount = Double(config.scales.count)
-      var raw: [String: Tensor] = [:]  // Σ over scales of each term / S, for the balancer
-      for scale in config.scales {
-        let queue = queues[scale]!
-        let terms = try DSMDMethod.scaleTerms(
-          student: students[scale]!, teacher: try teacherVectors(teacher, scale: scale),
-          queue: (try queue.image.entries(), try queue.text.entries()), terms: Set(activeTerms), temperature: config.temperature,
-          margin: config.margin, hardNegatives: config.hardNegatives)
-        for (term, value) in terms.parts {
-          parts.add("dsmd/\(term)/\(scale)", try value * (lambdas[term]! * weights[term]! / scaleCount))
-          let share = try value.detach() / scaleCount
-          raw[term] = try raw[term].map { try $0 + share } ?? share
-        }
-      }
-      for term in activeTerms {
-        metrics["dsmd/weight/\(term)"] = weights[term]!
-        metrics["dsmd/term/\(term)"] = try raw[term]!.item()
-      }
-      metrics["dsmd/queue_fill"] = Double(queues[config.scales[0]]!.image.count)
+    for (k, term) in DSMDMethod.terms.enumerated() where lambdas[term]! != 0 {
+      parts.add("dsmd/\(term)", try raw[term]! * (lambdas[term]! * weights[k]))
+      metrics["dsmd/weight/\(term)"] = weights[k]
+      metrics["dsmd/term/\(term)"] = values[k]
     }
-    try parts.addWeighted(config.taskWeight, "task") { try Baselines.task(pass, student: student) }
+    if config.taskWeight != 0 {
+      parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale) * config.taskWeight)
+    }
     return try MethodStep(loss: parts, method: name, metrics: metrics)
   }
 
-  /// Feeds this step's term values to the balancer and this batch's teacher vectors to the queues.
+  /// Commits the balancer's step and enqueues this batch's normalised teacher vectors.
   public func afterStep(student: CLIPModel, batch: DistillBatch, result: MethodStep, context: StepContext) throws {
-    guard !activeTerms.isEmpty else { return }
-    let values = try activeTerms.map { term in
+    let values = try DSMDMethod.terms.map { term in
       guard let value = result.metrics["dsmd/term/\(term)"] else {
-        throw MethodError(
-          "dsmd: the step result lacks metric 'dsmd/term/\(term)'; pass afterStep the MethodStep that loss(...) returned")
+        throw MethodError("dsmd: the step result lacks 'dsmd/term/\(term)'; pass afterStep the MethodStep that loss(...) returned")
       }
       return value
     }
-    try balancer.observe(values)
-    guard activeTerms.contains("contrastive"), config.queueSize > 0 else { return }
+    weighting.commit(weighting.weights(for: values).next)
     let teacher = try batch.requireTeacher(name)
-    for scale in config.scales {
-      let (image, text) = try teacherVectors(teacher, scale: scale)
-      try queues[scale]!.image.enqueue(Functional.normalize(image.detach()))
-      try queues[scale]!.text.enqueue(Functional.normalize(text.detach()))
-    }
+    try imageQueue.enqueue(Functional.normalize(teacher.imageEmbedding.detach()))
+    try textQueue.enqueue(Functional.normalize(teacher.textEmbedding.detach()))
   }
 
-  /// Queues (`queue.<scale>.image` / `.text`, with `.pointer` and `.count`) and the balancer
-  /// (`balancer.*`).
   public func stateTensors() throws -> [String: Tensor] {
-    var out = try balancer.stateTensors(prefix: "balancer")
-    for (scale, queue) in queues {
-      out.merge(try queue.image.stateTensors(prefix: "queue.\(scale).image")) { a, _ in a }
-      out.merge(try queue.text.stateTensors(prefix: "queue.\(scale).text")) { a, _ in a }
-    }
+    var out = try weighting.stateTensors(prefix: "balancer")
+    out.merge(try imageQueue.stateTensors(prefix: "queue.image")) { a, _ in a }
+    out.merge(try textQueue.stateTensors(prefix: "queue.text")) { a, _ in a }
     return out
   }
 
   public func loadState(_ tensors: [String: Tensor]) throws {
-    try balancer.loadState(tensors, prefix: "balancer")
-    for (scale, queue) in queues {
-      try queue.image.loadState(tensors, prefix: "queue.\(scale).image")
-      try queue.text.loadState(tensors, prefix: "queue.\(scale).text")
-    }
+    try weighting.loadState(tensors, prefix: "balancer")
+    try imageQueue.loadState(tensors, prefix: "queue.image")
+    try textQueue.loadState(tensors, prefix: "queue.text")
   }
 
-  // MARK: Per-scale vectors
+  // MARK: The four losses (inputs [B, P], normalised inside; queue rows already unit vectors)
 
-  /// The student's vector of each scale in the teacher's shared width [B, P]: a pyramid scale
-  /// pools the student's tap at the same relative depth (spatial mean of the patch map / P5's
-  /// class-and-patch mean; masked token mean / sentence mean / pooled token) and projects it;
-  /// `embedding` is the student's own embedding (projected only when widths differ).
-  func studentVectors(_ pass: StudentPass, attentionMask: Tensor) throws -> [String: (image: Tensor, text: Tensor)] {
-    var out: [String: (image: Tensor, text: Tensor)] = [:]
-    let pyramidScales = config.scales.filter { $0 != "embedding" }
-    if !pyramidScales.isEmpty {
-      let (maps, global) = try VisionPyramid.compact(
-        taps: VisionPyramid.taps(pass.vision, config: pyramid), grid: pass.vision.grid)
-      let language = try LanguageHierarchy.compact(
-        taps: LanguageHierarchy.taps(pass.text, config: pyramid), attentionMask: attentionMask,
-        pooledPositions: pass.text.pooledPositions)
-      for scale in pyramidScales {
-        let level = DSMDMethod.allScales.firstIndex(of: scale)!
-        let image = level < 3 ? try maps[level].mean(dims: [2, 3]) : global  // [B, Dv]
-        let text = try [
-          { try LanguageHierarchy.maskedMean(language.tokens, mask: language.mask) },
-          { try LanguageHierarchy.maskedMean(language.phraseSource, mask: language.mask) }, { language.sentence },
-          { language.global },
-        ][level]()  // [B, Dt]
-        out[scale] = (try dsmdHead.vision[scale]!(image), try dsmdHead.language[scale]!(text))
-      }
+  /// The unweighted losses by name (`terms`).
+  public static func losses(
+    studentImage: Tensor, studentText: Tensor, teacherImage: Tensor, teacherText: Tensor, queue: (image: Tensor?, text: Tensor?),
+    temperature: Double, margin: Double, hardestNegative: Bool
+  ) throws -> [String: Tensor] {
+    let si = try Functional.normalize(studentImage), st = try Functional.normalize(studentText)
+    let ti = try Functional.normalize(teacherImage.detach()), tt = try Functional.normalize(teacherText.detach())
+    // image→image, text→text, image→text, text→image: positives the pair's teacher vector,
+    // negatives the queue of the key's modality.
+    let contrastive = try [(si, ti, queue.image), (st, tt, queue.text), (si, tt, queue.text), (st, ti, queue.image)]
+      .map { try queueInfoNCE(anchor: $0.0, positive: $0.1, queue: $0.2, temperature: temperature) }
+      .reduce(Tensor.scalar(0, device: si.device)) { try $0 + $1 }
+    let l1 = try (si - ti).abs().mean() + (st - tt).abs().mean()
+    func cosineLoss(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+      // nn.CosineSimilarity(eps = 1e-6): a·b / max(‖a‖‖b‖, eps).
+      let cos = try (a * b).sum(dim: 1) / (a.norm(dims: [1]) * b.norm(dims: [1])).clamp(min: 1e-6)
+      return try (cos.mean() + 1) * -0.5 + 1
     }
-    if config.scales.contains("embedding") {
-      out["embedding"] = (
-        try dsmdHead.imageEmbedding.map { try $0(pass.image) } ?? pass.image,
-        try dsmdHead.textEmbedding.map { try $0(pass.caption) } ?? pass.caption
-      )
-    }
-    return out
+    let cosine = try cosineLoss(si, ti) + cosineLoss(st, tt)
+    let hinge = try [(si, ti), (st, tt), (si, tt), (st, ti)]
+      .map { try vsePlusPlus($0.0, $0.1, margin: margin, hardest: hardestNegative) }
+      .reduce(Tensor.scalar(0, device: si.device)) { try $0 + $1 }
+    return ["l1": l1, "cosine": cosine, "contrastive": contrastive, "hinge": hinge]
   }
 
-  /// The teacher's vectors of a scale: its shared-space level vectors or its embeddings [B, P].
-  func teacherVectors(_ teacher: TeacherFeatures, scale: String) throws -> (image: Tensor, text: Tensor) {
-    let vectors: (image: Tensor, text: Tensor)
-    if scale == "embedding" {
-      vectors = (teacher.imageEmbedding, teacher.textEmbedding)
-    } else {
-      guard teacher.sharedVision.count == 4, teacher.sharedLanguage.count == 4 else {
-        throw MethodError(
-          "dsmd: scale \(scale) needs the teacher's 4 shared-space levels per modality, the features carry \(teacher.sharedVision.count) and \(teacher.sharedLanguage.count)"
-        )
-      }
-      let level = DSMDMethod.allScales.firstIndex(of: scale)!
-      vectors = (teacher.sharedVision[level], teacher.sharedLanguage[level])
-    }
-    try Baselines.checkWidth(vectors.image, expected: sharedWidth, name, "the teacher's \(scale) image vector")
-    try Baselines.checkWidth(vectors.text, expected: sharedWidth, name, "the teacher's \(scale) text vector")
-    return vectors
+  /// CE([a·p, a·Qᵀ] / τ, 0): the positive first, then every queue vector, mean over the batch.
+  static func queueInfoNCE(anchor: Tensor, positive: Tensor, queue: Tensor?, temperature: Double) throws -> Tensor {
+    var logits = try (anchor * positive).sum(dim: 1, keepDim: true)  // [B, 1]
+    if let queue { logits = try Tensor.cat([logits, anchor.matmul(queue.to(anchor.device, anchor.dtype).transpose(0, 1))], dim: 1) }
+    let labels = try Tensor.zeros([anchor.size(0)], dtype: .int64, device: anchor.device)
+    return try Functional.crossEntropy(logits / temperature, labels)
   }
 
-  // MARK: Losses (one scale; every input [B, P], normalized inside)
-
-  /// The terms of one scale, in the order contrastive, feature, similarity, hard_negative (only
-  /// those in `terms`).
-  /// - Parameter queue: past teacher vectors [n, P] per modality, already normalized (nil: none).
-  public static func scaleTerms(
-    student: (image: Tensor, text: Tensor), teacher: (image: Tensor, text: Tensor), queue: (image: Tensor?, text: Tensor?),
-    terms: Set<String> = Set(allTerms), temperature: Double, margin: Double, hardNegatives: Int
-  ) throws -> LossParts {
-    let s = (image: try Functional.normalize(student.image), text: try Functional.normalize(student.text))
-    let t = (image: try Functional.normalize(teacher.image.detach()), text: try Functional.normalize(teacher.text.detach()))
-    var parts = LossParts()
-    if terms.contains("contrastive") {
-      parts.add("contrastive", try contrastive(student: s, teacher: t, queue: queue, temperature: temperature))
-    }
-    if terms.contains("feature") { parts.add("feature", try feature(student: s, teacher: t)) }
-    if terms.contains("similarity") { parts.add("similarity", try similarity(student: s, teacher: t)) }
-    if terms.contains("hard_negative") {
-      parts.add("hard_negative", try hardNegative(student: s, teacher: t, margin: margin, count: hardNegatives))
-    }
-    return parts
+  /// VSE++ (`TriptLoss`): S = a·bᵀ; for every query row i, relu(m + S[i, j] − S[i, i]) over
+  /// j ≠ i, and for every column j, relu(m + S[i, j] − S[j, j]) over i ≠ j; summed (or each
+  /// row's and column's largest, `hardest`).
+  static func vsePlusPlus(_ a: Tensor, _ b: Tensor, margin: Double, hardest: Bool) throws -> Tensor {
+    let scores = try a.matmul(b.transpose(0, 1))
+    let diagonal = try scores.diagonal().unsqueeze(1)  // [B, 1]
+    let eye = try Tensor.eye(scores.size(0), device: scores.device).gt(0.5)
+    let perRow = try (scores - diagonal + margin).relu().maskedFill(eye, 0)
+    let perColumn = try (scores - diagonal.transpose(0, 1) + margin).relu().maskedFill(eye, 0)
+    guard hardest else { return try perRow.sum() + perColumn.sum() }
+    return try perRow.amax(dims: [1]).sum() + perColumn.amax(dims: [0]).sum()
   }
+}
 
-  /// ¼ Σ InfoNCE over four student anchors against teacher keys: image→teacher image, text→teacher
-  /// text (intra-modal), image→teacher text, text→teacher image (cross-modal). For anchor a and
-  /// keys of modality m: CE([â·t̂ₘᵀ, â·Qₘᵀ] / τ, diag), the positives the same pair's teacher
-  /// vector, the negatives the batch's other teacher vectors and the queue Qₘ.
-  static func contrastive(
-    student s: (image: Tensor, text: Tensor), teacher t: (image: Tensor, text: Tensor), queue: (image: Tensor?, text: Tensor?),
-    temperature: Double
-  ) throws -> Tensor {
-    let labels = try Tensor.arange(s.image.size(0), device: s.image.device)
-    func nce(_ anchor: Tensor, _ keys: Tensor, _ past: Tensor?) throws -> Tensor {
-      var logits = try anchor.matmul(keys.transpose(0, 1))  // [B, B]
-      if let past {  // [B, B + n]
-        logits = try Tensor.cat([logits, anchor.matmul(past.to(anchor.device).transpose(0, 1))], dim: 1)
-      }
-      return try Functional.crossEntropy(logits / temperature, labels)
-    }
-    let intra = try nce(s.image, t.image, queue.image) + nce(s.text, t.text, queue.text)
-    let cross = try nce(s.image, t.text, queue.text) + nce(s.text, t.image, queue.image)
-    return try (intra + cross) * 0.25
-  }
+/// `dsmd`'s bridge for a student whose joint width differs from the teacher's: one linear map
+/// per modality (keys `image` / `text`), dropped at inference.
+public final class DSMDProjection: Module {
+  public let image: Linear
+  public let text: Linear
 
-  /// ½ [mean_b ‖ŝᵢ − t̂ᵢ‖² + mean_b ‖ŝₜ − t̂ₜ‖²] (image i, text t): 2 − 2 cos per pair.
-  static func feature(student s: (image: Tensor, text: Tensor), teacher t: (image: Tensor, text: Tensor)) throws -> Tensor {
-    let image = try (s.image - t.image).square().sum(dim: 1).mean()
-    let text = try (s.text - t.text).square().sum(dim: 1).mean()
-    return try (image + text) * 0.5
-  }
-
-  /// ⅓ [MSE(ŜᵢŜᵢᵀ, T̂ᵢT̂ᵢᵀ) + MSE(ŜₜŜₜᵀ, T̂ₜT̂ₜᵀ) + MSE(ŜᵢŜₜᵀ, T̂ᵢT̂ₜᵀ)]: the batch's cosine
-  /// structure image–image, text–text and image–text, each a mean over the B² entries.
-  static func similarity(student s: (image: Tensor, text: Tensor), teacher t: (image: Tensor, text: Tensor)) throws -> Tensor {
-    let pairs = [(s.image, s.image, t.image, t.image), (s.text, s.text, t.text, t.text), (s.image, s.text, t.image, t.text)]
-    let total = try pairs.map { try Functional.mseLoss($0.0.matmul($0.1.transpose(0, 1)), $0.2.matmul($0.3.transpose(0, 1))) }
-    return try (total[0] + total[1] + total[2]) / 3
-  }
-
-  /// Triplets on the student's cross-modal cosines S = ŜᵢŜₜᵀ with the negatives the TEACHER
-  /// ranks hardest: for image anchor i, the k texts j ≠ i with the largest teacher cosine;
-  ///   ½ [mean_{i,k} relu(m + S[i, jₖ] − S[i, i]) + mean_{j,k} relu(m + S[iₖ, j] − S[j, j])].
-  /// Zero for a batch of one pair (no negatives).
-  static func hardNegative(
-    student s: (image: Tensor, text: Tensor), teacher t: (image: Tensor, text: Tensor), margin: Double, count: Int
-  ) throws -> Tensor {
-    let b = s.image.size(0)
-    guard b > 1 else { return try Tensor.scalar(0, dtype: s.image.dtype, device: s.image.device) }
-    let k = min(count, b - 1)
-    let diagonal = try Tensor.eye(b, device: s.image.device).gt(0.5)  // [B, B] bool
-    let teacherSim = try t.image.matmul(t.text.transpose(0, 1)).maskedFill(diagonal, -.infinity)  // positives never rank
-    let studentSim = try s.image.matmul(s.text.transpose(0, 1))  // [B, B]
-    let positive = try studentSim.diagonal().unsqueeze(1)  // [B, 1]
-    let textNegatives = try teacherSim.topk(k, dim: 1).indices  // [B, k] per image
-    let imageNegatives = try teacherSim.transpose(0, 1).topk(k, dim: 1).indices  // [B, k] per text
-    let imageAnchors = try (studentSim.gather(dim: 1, index: textNegatives) - positive + margin).relu().mean()
-    let textAnchors = try (studentSim.transpose(0, 1).gather(dim: 1, index: imageNegatives) - positive + margin).relu().mean()
-    return try (imageAnchors + textAnchors) * 0.5
+  public init(from studentWidth: Int, to teacherWidth: Int) throws {
+    image = try Linear(studentWidth, teacherWidth, bias: false)
+    text = try Linear(studentWidth, teacherWidth, bias: false)
+    super.init()
   }
 }

@@ -11,9 +11,13 @@ public struct MethodConfig: Codable, Equatable, Sendable {
   public var clipkd = CLIPKDConfig()
   public var tinyclip = TinyCLIPConfig()
   public var dsmd = DSMDConfig()
+  public var dsmdPyramid = DSMDPyramidConfig()
   public var cmapkd = CMAPKDConfig()
 
-  enum CodingKeys: String, CodingKey { case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd }
+  enum CodingKeys: String, CodingKey {
+    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd
+    case dsmdPyramid = "dsmd_pyramid"
+  }
 
   public init(name: String = "cmapkd") { self.name = name }
 
@@ -26,6 +30,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     clipkd = try c.decode(.clipkd, default: d.clipkd)
     tinyclip = try c.decode(.tinyclip, default: d.tinyclip)
     dsmd = try c.decode(.dsmd, default: d.dsmd)
+    dsmdPyramid = try c.decode(.dsmdPyramid, default: d.dsmdPyramid)
     cmapkd = try c.decode(.cmapkd, default: d.cmapkd)
   }
 }
@@ -33,7 +38,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "cmapkd"]
+  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "cmapkd"]
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
@@ -43,6 +48,7 @@ public enum Methods {
     case "clipkd": return try CLIPKDMethod(config: config.clipkd, context: context)
     case "tinyclip": return try TinyCLIPMethod.make(config: config.tinyclip, context: context)
     case "dsmd": return try DSMDMethod(config: config.dsmd, context: context)
+    case "dsmd-pyramid": return try DSMDPyramidMethod(config: config.dsmdPyramid, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
     default:
       throw MethodError("unknown method '\(config.name)'; choose one of: \(names.joined(separator: ", "))")
