@@ -87,7 +87,7 @@ public enum DemoRunner {
     let key = try teacherKey(teacherConfig)
     let keyPath = "\(root)/teacher/teacher-key.json"
     if FileManager.default.fileExists(atPath: "\(root)/teacher/results.json"),
-      (try? String(contentsOfFile: keyPath, encoding: .utf8)) == key
+      let saved = try? String(contentsOfFile: keyPath, encoding: .utf8), (try? sameTeacherKey(saved, key)) == true
     {
       say("== teacher: reusing \(root)/teacher (trained earlier with the same settings; delete the folder to retrain)")
     } else {
@@ -98,15 +98,25 @@ public enum DemoRunner {
     return "\(root)/teacher"
   }
 
+  struct TeacherKey: Codable {
+    var seed: Int
+    var teacher: ModelSection
+    var data: DataSection
+    var training: TrainSection
+    var optimizer: OptimizerSection
+  }
+
+  /// Whether a saved teacher key names the same teacher as `key`. The saved one is decoded and
+  /// re-encoded first: a config key added since it was written then takes its default, so a
+  /// newer program does not retrain (and overwrite) a teacher whose settings did not change.
+  static func sameTeacherKey(_ saved: String, _ key: String) throws -> Bool {
+    let decoded = try JSONDecoder().decode(TeacherKey.self, from: Data(saved.utf8))
+    return String(decoding: try JSONCoding.encode(decoded), as: UTF8.self) == key
+  }
+
   /// What the teacher's weights depend on; a re-run with the same key reuses them.
   static func teacherKey(_ config: ExperimentConfig) throws -> String {
-    struct Key: Codable {
-      var seed: Int
-      var teacher: ModelSection
-      var data: DataSection
-      var training: TrainSection
-      var optimizer: OptimizerSection
-    }
+    typealias Key = TeacherKey
     var teacher = config.teacher
     teacher.checkpoint = nil
     return String(
