@@ -109,13 +109,13 @@ public enum DemoRunner {
   /// Whether a saved teacher key names the same teacher as `key`. The saved one is decoded and
   /// re-encoded first: a config key added since it was written then takes its default, so a
   /// newer program does not retrain (and overwrite) a teacher whose settings did not change.
-  static func sameTeacherKey(_ saved: String, _ key: String) throws -> Bool {
+  public static func sameTeacherKey(_ saved: String, _ key: String) throws -> Bool {
     let decoded = try JSONDecoder().decode(TeacherKey.self, from: Data(saved.utf8))
     return String(decoding: try JSONCoding.encode(decoded), as: UTF8.self) == key
   }
 
   /// What the teacher's weights depend on; a re-run with the same key reuses them.
-  static func teacherKey(_ config: ExperimentConfig) throws -> String {
+  public static func teacherKey(_ config: ExperimentConfig) throws -> String {
     typealias Key = TeacherKey
     var teacher = config.teacher
     teacher.checkpoint = nil

@@ -140,6 +140,7 @@ public final class Trainer {
         NoDistillation()
       }
     try method.head?.to(device)
+    try method.prepare(student: model)  // TinyCLIP's weight inheritance; before any rank's broadcast
     if let group {
       // Every rank starts from rank 0's weights (they are seeded alike; this makes it certain),
       // then the towers gather their outputs so every loss sees the global batch.

@@ -21,6 +21,9 @@ func baselineTeacherConfig() -> CLIPConfig {
   config.textConfig.hiddenSize = width
   config.textConfig.intermediateSize = 4 * width
   config.textConfig.numHiddenLayers = 4
+  // 6 heads of 16, the student's head width: TinyCLIP's weight inheritance keeps whole heads.
+  config.visionConfig.numAttentionHeads = 6
+  config.textConfig.numAttentionHeads = 6
   return CLIPConfig(text: config.textConfig, vision: config.visionConfig, projectionDim: 48, logitScaleInitValue: 3.5)
 }
 

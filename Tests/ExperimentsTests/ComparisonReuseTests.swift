@@ -17,6 +17,24 @@ struct ComparisonReuseTests {
     #expect(Comparison.settingDifferences(saved, saved).isEmpty)
   }
 
+  @Test("the demo teacher is reused when only config keys added since it was trained are missing from its key")
+  func teacherKeyTolerance() throws {
+    let config = ExperimentConfig()
+    let key = try DemoRunner.teacherKey(config)
+    #expect(try DemoRunner.sameTeacherKey(key, key))
+    // A key written before `accumulation_steps` existed: the field is simply absent.
+    var object = try #require(try JSONSerialization.jsonObject(with: Data(key.utf8)) as? [String: Any])
+    var training = try #require(object["training"] as? [String: Any])
+    #expect(training.removeValue(forKey: "accumulation_steps") != nil, "the key no longer has accumulation_steps")
+    object["training"] = training
+    let older = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+    #expect(try DemoRunner.sameTeacherKey(older, key))
+    // A real change is still a different teacher.
+    var changed = config
+    changed.teacherTraining.steps += 1
+    #expect(try !DemoRunner.sameTeacherKey(key, DemoRunner.teacherKey(changed)))
+  }
+
   @Test("a run saved with other settings is refused, naming the key; name and folder may differ")
   func reuse() throws {
     let dir = try temporaryFolder("reuse")

@@ -98,6 +98,9 @@ public protocol DistillationMethod: AnyObject {
   /// Trainable student-side modules (adapters, regressors, projections) optimised together
   /// with the student and dropped at inference; nil when the method adds none.
   var head: Module? { get }
+  /// Called once on the freshly initialised student, before training (and before a resumed
+  /// run loads its checkpoint): TinyCLIP's weight inheritance starts the student from the teacher.
+  func prepare(student: CLIPModel) throws
   /// The loss of one batch.
   func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep
   /// Called after each optimizer step: queue updates, balancer updates, selector training.
@@ -109,6 +112,7 @@ public protocol DistillationMethod: AnyObject {
 
 extension DistillationMethod {
   public var needsTeacher: Bool { !teacherInputs.isEmpty }
+  public func prepare(student: CLIPModel) throws {}
   public func afterStep(student: CLIPModel, batch: DistillBatch, result: MethodStep, context: StepContext) throws {}
   public func stateTensors() throws -> [String: Tensor] { [:] }
   public func loadState(_ tensors: [String: Tensor]) throws {}

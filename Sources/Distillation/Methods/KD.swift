@@ -50,6 +50,8 @@ public final class KDMethod: DistillationMethod {
   public let config: KDConfig
   /// exp of the teacher's logit scale.
   public let teacherLogitScale: Double
+  /// `tinyclip`: the teacher the student inherits its weights from (`WeightInheritance`).
+  public var inheritFrom: CLIPModel?
 
   public init(name: String = "kd", config: KDConfig, context: MethodContext) throws {
     self.name = name
@@ -60,6 +62,10 @@ public final class KDMethod: DistillationMethod {
     try Baselines.checkWeight(config.taskWeight, name, "task_weight")
     self.config = config
     teacherLogitScale = try Baselines.logitScale(of: context.teacher)
+  }
+
+  public func prepare(student: CLIPModel) throws {
+    if let teacher = inheritFrom { try WeightInheritance.inherit(student: student, from: teacher) }
   }
 
   public func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep {

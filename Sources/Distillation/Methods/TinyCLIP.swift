@@ -11,17 +11,23 @@ public struct TinyCLIPConfig: Codable, Equatable, Sendable {
   /// λ of the affinity-mimicking term (the mean of image→text and text→image).
   public var weight = 1.0
   public var taskWeight = 1.0
+  /// Start the student from the teacher's leading layers, heads and channels (TinyCLIP's manual
+  /// weight inheritance, `WeightInheritance`); false starts it from scratch like the others.
+  public var inherit = true
 
   enum CodingKeys: String, CodingKey {
-    case temperature, form, weight
+    case temperature, form, weight, inherit
     case taskWeight = "task_weight"
   }
 
-  public init(temperature: Double = 1.0, form: SoftTargetForm = .softCE, weight: Double = 1.0, taskWeight: Double = 1.0) {
+  public init(
+    temperature: Double = 1.0, form: SoftTargetForm = .softCE, weight: Double = 1.0, taskWeight: Double = 1.0, inherit: Bool = true
+  ) {
     self.temperature = temperature
     self.form = form
     self.weight = weight
     self.taskWeight = taskWeight
+    self.inherit = inherit
   }
 
   public init(from decoder: Decoder) throws {
@@ -31,6 +37,7 @@ public struct TinyCLIPConfig: Codable, Equatable, Sendable {
     form = try c.decode(.form, default: d.form)
     weight = try c.decode(.weight, default: d.weight)
     taskWeight = try c.decode(.taskWeight, default: d.taskWeight)
+    inherit = try c.decode(.inherit, default: d.inherit)
   }
 }
 
@@ -39,16 +46,22 @@ extension TinyCLIPConfig {
   var asKD: KDConfig { KDConfig(temperature: temperature, form: form, weight: weight, taskWeight: taskWeight) }
 }
 
-/// `tinyclip`: TinyCLIP's affinity mimicking (Wu et al. 2023). The image→text affinity
-/// A = softmax_j(scale · cos(image_i, text_j)) and its text→image counterpart, student against
-/// teacher, each model at its own logit scale; plus the task loss. (TinyCLIP's weight inheritance
-/// is a way to initialise the student, not a loss, and is not part of this method.)
+/// `tinyclip`: TinyCLIP (Wu et al. 2023): manual weight inheritance, then affinity mimicking.
+/// The student starts from the teacher's leading layers, heads and channels
+/// (`WeightInheritance`, `inherit`); the image→text affinity A = softmax_j(scale · cos(image_i,
+/// text_j)) and its text→image counterpart are distilled, student against teacher, each model
+/// at its own logit scale; plus the task loss.
 ///
 /// The loss is Hinton KD at T = 1 in its soft-cross-entropy form, so the method is `KDMethod`
-/// under the name `tinyclip` with `TinyCLIPConfig`'s defaults.
+/// under the name `tinyclip` with `TinyCLIPConfig`'s defaults and the teacher to inherit from.
 public enum TinyCLIPMethod {
   public static func make(config: TinyCLIPConfig, context: MethodContext) throws -> KDMethod {
-    try KDMethod(name: "tinyclip", config: config.asKD, context: context)
+    let method = try KDMethod(name: "tinyclip", config: config.asKD, context: context)
+    if config.inherit {
+      try WeightInheritance.check(student: context.student, teacher: context.teacher.config)
+      method.inheritFrom = context.teacher
+    }
+    return method
   }
 
   /// Parts `i2t`, `t2i`: ½ · T² · D(A_T ‖ A_S) for the image→text and text→image affinities.
