@@ -65,7 +65,8 @@ struct BaselineTrainingTests {
     let method = try Methods.make(config, context: context)
     var batch = try baselineDistillBatch(teacher: teacher, pyramid: context.pyramid)
     if !method.needsTeacher { batch.teacher = nil }  // `none` must not touch the teacher
-    let optimizer = try AdamW(student.parameters() + (method.head?.parameters() ?? []), learningRate: 2e-3)
+    // 1e-3: at 2e-3 the first AdamW step overshoots on some random teachers (kd rose 3.1 → 8.7 before recovering).
+    let optimizer = try AdamW(student.parameters() + (method.head?.parameters() ?? []), learningRate: 1e-3)
     var losses: [Double] = []
     for step in 0..<10 {
       batch.step = step
@@ -78,7 +79,7 @@ struct BaselineTrainingTests {
         }
       }
       try optimizer.step()
-      try method.afterStep(student: student, batch: batch, result: result, context: StepContext(learningRate: 2e-3))
+      try method.afterStep(student: student, batch: batch, result: result, context: StepContext(learningRate: 1e-3))
       // dsmd's balancer rescales its terms every step (the coded form makes each weighted term
       // (k/4)·L_max), so its weighted total is not comparable across steps: its raw terms are.
       losses.append(

@@ -12,10 +12,11 @@ public struct MethodConfig: Codable, Equatable, Sendable {
   public var tinyclip = TinyCLIPConfig()
   public var dsmd = DSMDConfig()
   public var dsmdPyramid = DSMDPyramidConfig()
+  public var promptkd = PromptKDConfig()
   public var cmapkd = CMAPKDConfig()
 
   enum CodingKeys: String, CodingKey {
-    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd
+    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd
     case dsmdPyramid = "dsmd_pyramid"
   }
 
@@ -31,6 +32,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     tinyclip = try c.decode(.tinyclip, default: d.tinyclip)
     dsmd = try c.decode(.dsmd, default: d.dsmd)
     dsmdPyramid = try c.decode(.dsmdPyramid, default: d.dsmdPyramid)
+    promptkd = try c.decode(.promptkd, default: d.promptkd)
     cmapkd = try c.decode(.cmapkd, default: d.cmapkd)
   }
 }
@@ -38,7 +40,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "cmapkd"]
+  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "promptkd", "cmapkd"]
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
@@ -48,6 +50,7 @@ public enum Methods {
     case "clipkd": return try CLIPKDMethod(config: config.clipkd, context: context)
     case "tinyclip": return try TinyCLIPMethod.make(config: config.tinyclip, context: context)
     case "dsmd": return try DSMDMethod(config: config.dsmd, context: context)
+    case "promptkd": return try PromptKDMethod(config: config.promptkd, context: context)
     case "dsmd-pyramid": return try DSMDPyramidMethod(config: config.dsmdPyramid, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
     default:
