@@ -13,10 +13,11 @@ public struct MethodConfig: Codable, Equatable, Sendable {
   public var dsmd = DSMDConfig()
   public var dsmdPyramid = DSMDPyramidConfig()
   public var promptkd = PromptKDConfig()
+  public var c2kd = C2KDConfig()
   public var cmapkd = CMAPKDConfig()
 
   enum CodingKeys: String, CodingKey {
-    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd
+    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd
     case dsmdPyramid = "dsmd_pyramid"
   }
 
@@ -33,6 +34,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     dsmd = try c.decode(.dsmd, default: d.dsmd)
     dsmdPyramid = try c.decode(.dsmdPyramid, default: d.dsmdPyramid)
     promptkd = try c.decode(.promptkd, default: d.promptkd)
+    c2kd = try c.decode(.c2kd, default: d.c2kd)
     cmapkd = try c.decode(.cmapkd, default: d.cmapkd)
   }
 }
@@ -40,7 +42,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "promptkd", "cmapkd"]
+  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "promptkd", "c2kd", "cmapkd"]
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
@@ -50,6 +52,7 @@ public enum Methods {
     case "clipkd": return try CLIPKDMethod(config: config.clipkd, context: context)
     case "tinyclip": return try TinyCLIPMethod.make(config: config.tinyclip, context: context)
     case "dsmd": return try DSMDMethod(config: config.dsmd, context: context)
+    case "c2kd": return try C2KDMethod(config: config.c2kd, context: context)
     case "promptkd": return try PromptKDMethod(config: config.promptkd, context: context)
     case "dsmd-pyramid": return try DSMDPyramidMethod(config: config.dsmdPyramid, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
