@@ -26,16 +26,37 @@ public final class CLIPTextEmbeddings: Module {
 
 /// What a text tower returns: every layer and the pooled sentence feature.
 public struct TextOutput {
-  /// The embeddings and each layer's output: `layers + 1` tensors [B, L, D].
-  public var hiddenStates: [Tensor]
-  /// The final sequence after the last norm where the tower has one [B, L, D].
-  public var lastHiddenState: Tensor
+  /// The embeddings and each layer's output: `layers + 1` tensors [B, L, D], gathered on read
+  /// in data-parallel training.
+  public var states: LayerStates
+  /// The final sequence after the last norm where the tower has one [B, L, D] (layer 0 of its own).
+  public var finalStates: LayerStates
   /// One vector per text [B, D] (before any projection).
   public var pooled: Tensor
   /// 1 for real tokens, 0 for padding [B, L] (int64).
   public var attentionMask: Tensor
   /// The position each text was pooled at [B] (int64), or nil when pooling averages tokens.
   public var pooledPositions: Tensor?
+
+  public init(
+    hiddenStates: [Tensor], lastHiddenState: Tensor, pooled: Tensor, attentionMask: Tensor, pooledPositions: Tensor?
+  ) {
+    self.init(
+      states: LayerStates(hiddenStates), finalStates: LayerStates([lastHiddenState]), pooled: pooled,
+      attentionMask: attentionMask, pooledPositions: pooledPositions)
+  }
+
+  public init(states: LayerStates, finalStates: LayerStates, pooled: Tensor, attentionMask: Tensor, pooledPositions: Tensor?) {
+    self.states = states
+    self.finalStates = finalStates
+    self.pooled = pooled
+    self.attentionMask = attentionMask
+    self.pooledPositions = pooledPositions
+  }
+
+  /// Every layer's output over the whole batch.
+  public var hiddenStates: [Tensor] { get throws { try states.all() } }
+  public var lastHiddenState: Tensor { get throws { try finalStates.layer(0) } }
 }
 
 /// CLIP's causal text transformer (Hugging Face `CLIPTextTransformer` keys).
@@ -71,9 +92,9 @@ public final class CLIPTextTransformer: Module {
     guard let group = dataParallel else { return try encode(ids, attentionMask: attentionMask) }
     let local = try encode(try group.localRows(ids), attentionMask: try attentionMask.map { try group.localRows($0) })
     return TextOutput(
-      hiddenStates: try local.hiddenStates.map { try group.allGather($0) }, lastHiddenState: try group.allGather(local.lastHiddenState),
-      pooled: try group.allGather(local.pooled), attentionMask: try group.allGather(local.attentionMask),
-      pooledPositions: try local.pooledPositions.map { try group.allGather($0) })
+      states: LayerStates(local: local.states.local, group: group),
+      finalStates: LayerStates(local: local.finalStates.local, group: group), pooled: try group.allGather(local.pooled),
+      attentionMask: try group.allGather(local.attentionMask), pooledPositions: try local.pooledPositions.map { try group.allGather($0) })
   }
 
   /// The tower on the rows it is given.

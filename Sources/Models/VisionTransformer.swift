@@ -53,13 +53,27 @@ public final class CLIPVisionEmbeddings: Module {
 
 /// What a vision tower returns: every layer, for pyramid distillation, and the pooled feature.
 public struct VisionOutput {
-  /// The embeddings (after the pre-norm) and each layer's output: `layers + 1` tensors [B, 1 + N, D].
-  public var hiddenStates: [Tensor]
+  /// The embeddings (after the pre-norm) and each layer's output: `layers + 1` tensors
+  /// [B, 1 + N, D], gathered on read in data-parallel training.
+  public var states: LayerStates
   /// The class token after the post-norm [B, D] (before the projection).
   public var pooled: Tensor
   /// Patch grid of this input (height, width).
   public var grid: (height: Int, width: Int)
-  public var lastHiddenState: Tensor { hiddenStates[hiddenStates.count - 1] }
+
+  public init(hiddenStates: [Tensor], pooled: Tensor, grid: (height: Int, width: Int)) {
+    self.init(states: LayerStates(hiddenStates), pooled: pooled, grid: grid)
+  }
+
+  public init(states: LayerStates, pooled: Tensor, grid: (height: Int, width: Int)) {
+    self.states = states
+    self.pooled = pooled
+    self.grid = grid
+  }
+
+  /// Every layer's output over the whole batch.
+  public var hiddenStates: [Tensor] { get throws { try states.all() } }
+  public var lastHiddenState: Tensor { get throws { try states.layer(states.count - 1) } }
 }
 
 /// CLIP's Vision Transformer (Hugging Face `CLIPVisionTransformer` keys).
@@ -100,6 +114,6 @@ public final class CLIPVisionTransformer: Module {
     let states = try encoder(preLayrnorm(tokens))
     let pooled = try postLayernorm(states[states.count - 1].select(dim: 1, index: 0))
     guard let group = dataParallel else { return VisionOutput(hiddenStates: states, pooled: pooled, grid: grid) }
-    return VisionOutput(hiddenStates: try states.map { try group.allGather($0) }, pooled: try group.allGather(pooled), grid: grid)
+    return VisionOutput(states: LayerStates(local: states, group: group), pooled: try group.allGather(pooled), grid: grid)
   }
 }

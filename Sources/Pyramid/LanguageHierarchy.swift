@@ -63,8 +63,8 @@ public struct CompactLanguage {
 public enum LanguageHierarchy {
   /// Hidden states at the taps: 4 tensors [B, T, D].
   public static func taps(_ output: TextOutput, config: PyramidConfig) throws -> [Tensor] {
-    let depth = output.hiddenStates.count - 1
-    return try config.taps(config.languageTaps, depth: depth, tower: "language").map { output.hiddenStates[$0] }
+    let depth = output.states.count - 1
+    return try config.taps(config.languageTaps, depth: depth, tower: "language").map { try output.states.layer($0) }
   }
 
   /// The parameter-free summary the levels are built from (and what a cache stores): the first

@@ -30,8 +30,8 @@ public struct VisionLevels {
 public enum VisionPyramid {
   /// Hidden states at the taps (what the teacher cache stores): 4 tensors [B, 1 + N, D].
   public static func taps(_ output: VisionOutput, config: PyramidConfig) throws -> [Tensor] {
-    let depth = output.hiddenStates.count - 1
-    return try config.taps(config.visionTaps, depth: depth, tower: "vision").map { output.hiddenStates[$0] }
+    let depth = output.states.count - 1
+    return try config.taps(config.visionTaps, depth: depth, tower: "vision").map { try output.states.layer($0) }
   }
 
   /// The parameter-free summary the levels are built from (and what a cache stores): the
