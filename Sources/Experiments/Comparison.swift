@@ -49,7 +49,7 @@ public enum Comparison {
     for name in plan.methods where !Methods.names.contains(name) {
       throw ConfigError("--methods: unknown method '\(name)'; choose from \(Methods.names.joined(separator: ", "))")
     }
-    for variant in plan.ablations where !FileManager.default.fileExists(atPath: "configs/ablations/\(variant).yaml") {
+    for variant in plan.ablations where !ConfigLoader.exists("configs/ablations/\(variant).yaml") {
       throw ConfigError("--ablations: '\(variant)': configs/ablations/\(variant).yaml not found")
     }
     let base = try ConfigLoader.load(ExperimentConfig.self, files: plan.files, overrides: plan.overrides)
@@ -57,7 +57,7 @@ public enum Comparison {
     let teacher = plan.reportOnly ? "\(base.outputDir)/teacher" : try DemoRunner.ensureTeacher(base)
     let shared = ["teacher.checkpoint=\(teacher)"]
     func methodFiles(_ name: String) -> [String] {
-      FileManager.default.fileExists(atPath: "configs/methods/\(name).yaml") ? ["configs/methods/\(name).yaml"] : []
+      ConfigLoader.exists("configs/methods/\(name).yaml") ? ["configs/methods/\(name).yaml"] : []
     }
     var methodRuns: [String: [String]] = [:]
     var ablationRuns: [String: [String]] = [:]

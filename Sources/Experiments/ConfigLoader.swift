@@ -53,11 +53,21 @@ public enum ConfigLoader {
 
   // MARK: - Parsing
 
+  /// Whether `file` exists on disk or is one of the program's built-in configs/ files.
+  public static func exists(_ file: String) -> Bool {
+    FileManager.default.fileExists(atPath: file) || BuiltInConfigs.files[file] != nil
+  }
+
   static func parse(file: String) throws -> Node {
-    guard FileManager.default.fileExists(atPath: file) else { throw ConfigError("config file not found: \(file)") }
     let text: String
-    do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-      throw ConfigError("\(file): cannot read as UTF-8 text (\(error.localizedDescription))")
+    if !FileManager.default.fileExists(atPath: file), let builtIn = BuiltInConfigs.files[file] {
+      // Outside the checkout, `configs/…` paths resolve to the copies built into the program.
+      text = builtIn
+    } else {
+      guard FileManager.default.fileExists(atPath: file) else { throw ConfigError("config file not found: \(file)") }
+      do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+        throw ConfigError("\(file): cannot read as UTF-8 text (\(error.localizedDescription))")
+      }
     }
     do {
       return try Yams.compose(yaml: text) ?? Node.mapping(Node.Mapping([]))

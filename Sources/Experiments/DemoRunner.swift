@@ -34,7 +34,7 @@ public enum DemoRunner {
     var runs = ["\(root)/teacher"]
     for name in chosen {
       var methodFiles = files
-      if FileManager.default.fileExists(atPath: "configs/methods/\(name).yaml") {
+      if ConfigLoader.exists("configs/methods/\(name).yaml") {
         methodFiles.append("configs/methods/\(name).yaml")
       }
       var config = try ConfigLoader.load(
@@ -140,7 +140,7 @@ public enum Ablations {
 
   public static func run(files: [String], overrides: [String], seeds: [Int], only: [String]?) throws {
     let chosen = only ?? variants
-    for variant in chosen where !FileManager.default.fileExists(atPath: "configs/ablations/\(variant).yaml") {
+    for variant in chosen where !ConfigLoader.exists("configs/ablations/\(variant).yaml") {
       throw ConfigError("ablation '\(variant)': configs/ablations/\(variant).yaml not found")
     }
     let base = try ConfigLoader.load(ExperimentConfig.self, files: files, overrides: overrides)

@@ -148,7 +148,7 @@ struct Distill: ParsableCommand {
 
   func run() throws {
     var files = options.config.isEmpty ? ["configs/demo.yaml"] : options.config
-    if let method, FileManager.default.fileExists(atPath: "configs/methods/\(method).yaml") {
+    if let method, ConfigLoader.exists("configs/methods/\(method).yaml") {
       files.append("configs/methods/\(method).yaml")
     }
     var config = try ConfigLoader.load(

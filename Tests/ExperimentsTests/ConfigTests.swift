@@ -38,6 +38,33 @@ import Testing
     }
   }
 
+  @Test("every file under configs/ is built into the program, as it is on disk (else: python3 scripts/embed_configs.py)")
+  func builtInConfigsMatchTheFiles() throws {
+    let root = URL(fileURLWithPath: packageRoot)
+    var onDisk: [String: String] = [:]
+    let enumerator = try #require(FileManager.default.enumerator(atPath: "\(packageRoot)/configs"))
+    for case let path as String in enumerator where path.hasSuffix(".yaml") {
+      onDisk["configs/\(path)"] = try String(contentsOf: root.appendingPathComponent("configs/\(path)"), encoding: .utf8)
+    }
+    #expect(Set(onDisk.keys) == Set(BuiltInConfigs.files.keys), "run python3 scripts/embed_configs.py")
+    for (path, text) in onDisk {
+      // The generator drops trailing newlines; everything else must be identical.
+      #expect(
+        BuiltInConfigs.files[path] == text.replacingOccurrences(of: "\\n+$", with: "", options: .regularExpression),
+        "\(path) changed: run python3 scripts/embed_configs.py")
+    }
+  }
+
+  @Test("outside the checkout, configs/… paths resolve to the built-in copies")
+  func configsFromAnyDirectory() throws {
+    let elsewhere = try temporaryFolder("elsewhere")
+    let shown = try runCLI(["config", "--config", "configs/demo.yaml", "--config", "configs/methods/dsmd.yaml"], in: elsewhere)
+    #expect(shown.status == 0, "\(shown.stderr)")
+    #expect(shown.stdout.contains("scene-teacher") && shown.stdout.contains("queue_size: 8192"), "\(shown.stdout)")
+    let missing = try runCLI(["config", "--config", "configs/nope.yaml"], in: elsewhere)
+    #expect(missing.status == 2 && missing.stderr.contains("config file not found: configs/nope.yaml"), "\(missing.stderr)")
+  }
+
   @Test func unknownKeyNamesKeyFileAndLine() {
     let text = message { _ = try load("name: x\ntrain:\n  steps: 4\n  stepz: 5\n") }
     #expect(text.contains("c.yaml:4"), "\(text)")
