@@ -58,7 +58,7 @@ import Testing
     #expect(try data.loadImage(at: 1) == JPEG.decode(JPEG.encode(testImage(width: 10, height: 8, seed: 1))))
   }
 
-  @Test("a plain shard is indexed, its images read from disk when decoded; a gzip shard's are kept in memory")
+  @Test("a plain shard is indexed, its images read from disk when decoded; a gzip shard is unpacked once, then the same")
   func plainShardsAreIndexedNotHeld() throws {
     let folder = try TemporaryFolder()
     let path = "\(folder.path)/00000.tar"
@@ -76,12 +76,33 @@ import Testing
     let process = try Process.run(URL(fileURLWithPath: gzip), arguments: ["-k", path])
     process.waitUntilExit()
     let gz = "\(path).gz"
-    let zipped = try TarShards.load([gz])
+    let unpack = "\(folder.path)/unpacked"
+    let zipped = try TarShards.load([gz], unpackDirectory: unpack)
     #expect(zipped.records.map(\.captions) == plain.records.map(\.captions))
+    #expect(zipped.records.map(\.id) == plain.records.map(\.id).map { $0.replacingOccurrences(of: "00000.tar/", with: "00000.tar.gz/") })
+    let copies = try FileManager.default.contentsOfDirectory(atPath: unpack)
+    #expect(copies.count == 1 && copies[0].hasPrefix("00000.tar-") && copies[0].hasSuffix(".tar"), "\(copies)")
+    // The unpacked copy is the plain shard, byte for byte; images are slices of it, not in memory.
+    #expect(FileManager.default.contentsEqual(atPath: "\(unpack)/\(copies[0])", andPath: path))
     for i in 0..<plain.count {
-      if case .encoded = zipped.records[i].image {} else { Issue.record("gzip shard image not in memory") }
+      guard case .slice(_, let file, _, _) = zipped.records[i].image else {
+        Issue.record("gzip shard image held in memory")
+        continue
+      }
+      #expect(file == "\(unpack)/\(copies[0])")
       #expect(try zipped.loadImage(at: i) == plain.loadImage(at: i))
     }
+    // Loaded again, the copy is reused, not rewritten.
+    let before = try FileManager.default.attributesOfItem(atPath: "\(unpack)/\(copies[0])")[.modificationDate] as? Date
+    _ = try TarShards.load([gz], unpackDirectory: unpack)
+    #expect(try FileManager.default.attributesOfItem(atPath: "\(unpack)/\(copies[0])")[.modificationDate] as? Date == before)
+    // A damaged gzip stream is an error naming the shard, and leaves no copy behind.
+    let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: gz)))
+    try folder.write("cut.tar.gz", Array(bytes.prefix(bytes.count / 2)))
+    let damaged = "\(folder.path)/cut.tar.gz"
+    let error = dataError { _ = try TarShards.load([damaged], unpackDirectory: "\(folder.path)/unpacked-cut") }
+    #expect(error?.kind == .unreadableFile && error?.file == damaged, "\(String(describing: error))")
+    #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(folder.path)/unpacked-cut")) ?? []).isEmpty)
   }
 
   @Test func unpairedMembersAreErrorsOrSkipped() throws {

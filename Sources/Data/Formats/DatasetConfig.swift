@@ -12,6 +12,7 @@ import Foundation
 public struct DatasetConfig: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
     case format, path, splits, shards, scenes, delimited, imageRoot = "image_root", errorPolicy = "error_policy"
+    case unpackDir = "unpack_dir"
   }
 
   public enum Format: String, Codable, Sendable {
@@ -36,6 +37,9 @@ public struct DatasetConfig: Codable, Sendable, Equatable {
   public var scenes: ScenesConfig? = nil
   public var delimited: DelimitedOptions? = nil
   public var errorPolicy: ErrorPolicy = .fail
+  /// Where gzip (.tar.gz) shards are unpacked, once, to be read by offset (default: a folder
+  /// in the system's temporary directory).
+  public var unpackDir: String? = nil
 
   public init(format: Format, path: String? = nil, splits: [String]? = nil) {
     self.format = format
@@ -53,6 +57,7 @@ public struct DatasetConfig: Codable, Sendable, Equatable {
     scenes = try c.decodeIfPresent(ScenesConfig.self, forKey: .scenes)
     delimited = try c.decodeIfPresent(DelimitedOptions.self, forKey: .delimited)
     errorPolicy = try c.decode(.errorPolicy, default: .fail)
+    unpackDir = try c.decodeIfPresent(String.self, forKey: .unpackDir)
   }
 
   /// Opens the dataset (checking that files exist; images are decoded later, on demand).
@@ -81,7 +86,8 @@ public struct DatasetConfig: Codable, Sendable, Equatable {
     case .folder:
       return try CaptionFolder.load(try required(path, "path"), policy: errorPolicy)
     case .webdataset:
-      return try TarShards.load(try Self.expandShards(try required(shards, "shards")), policy: errorPolicy)
+      return try TarShards.load(
+        try Self.expandShards(try required(shards, "shards")), policy: errorPolicy, unpackDirectory: unpackDir)
     }
   }
 
