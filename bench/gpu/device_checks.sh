@@ -22,6 +22,12 @@ timeout "${DEMO_TIMEOUT:-240}" ./cmapkd demo --quick --set device=cuda --set pre
   || echo "demo FAILED or timed out after $(( $(date +%s) - start )) s" | tee -a "$out/demo_cuda.log"
 grep -E "device|CMAPKD|Teacher|error" "$out/demo_cuda.log" | head -30
 
+echo "== 2 data-parallel processes on the one GPU (Gloo, staged through host memory)" | tee "$out/dp_cuda.log"
+timeout "${DP_TIMEOUT:-120}" ./cmapkd launch --nproc 2 distill --config configs/demo.yaml --config configs/demo-quick.yaml \
+  --method kd --set device=cuda:0 --set train.steps=20 --set run_dir="$work/dp" >> "$out/dp_cuda.log" 2>&1 \
+  && echo "data-parallel ok" | tee -a "$out/dp_cuda.log" || echo "data-parallel FAILED" | tee -a "$out/dp_cuda.log"
+tail -5 "$out/dp_cuda.log"
+
 echo "== GPU step benchmark"
 timeout "${BENCH_TIMEOUT:-300}" python3 bench/gpu/bench_gpu.py --swift-binary ./distillbench --out "$out" 2>&1 \
   | grep -v "Loading weights" | tee "$out/bench_gpu.log"
