@@ -250,6 +250,18 @@ method:
     balancer_scale: 10.0
     balancer_temperature: 1.0
 """#,
+    "configs/methods/dtokd.yaml": #"""
+# DTO-KD (ICLR'26): the task and distillation objectives of another method combined by the
+# two-objective MGDA min-norm weights on log-losses, gradients at the student's embeddings
+# (or the amortised FAMO-style variant); see docs/baselines.md
+method:
+  name: dtokd
+  dtokd:
+    base: cmapkd        # the method whose task/… parts are the task objective, the rest distillation
+    mode: mgda          # mgda | famo
+    famo_lr: 0.025
+    famo_weight_decay: 0.01
+"""#,
     "configs/methods/fitnet.yaml": #"""
 # FitNet hint regression: one student tap per tower regressed onto the teacher's (see docs/baselines.md)
 method:

@@ -57,7 +57,10 @@ final class TeacherFeatureSource {
   func heldOutBatch(config: ExperimentConfig, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor, batchSize: Int)
     throws -> DistillBatch?
   {
-    guard config.method.name == "cmapkd" else { return nil }
+    // CMAPKD's selector learns from it, also under `dtokd`'s balancing.
+    guard config.method.name == "cmapkd" || (config.method.name == "dtokd" && config.method.dtokd.base == "cmapkd") else {
+      return nil
+    }
     let val = try RunSetup.dataset(config.data, splits: config.data.valSplits)
     var loaderConfig = LoaderConfig.evaluation(batchSize: min(batchSize, val.count), numWorkers: 1)
     loaderConfig.seed = UInt64(config.seed)

@@ -83,7 +83,10 @@ struct BaselineTrainingTests {
       // dsmd's balancer rescales its terms every step (the coded form makes each weighted term
       // (k/4)·L_max), so its weighted total is not comparable across steps: its raw terms are.
       losses.append(
-        name == "dsmd" ? DSMDMethod.terms.reduce(0) { $0 + result.metrics["dsmd/term/\($1)"]! } : try result.total.item())
+        name == "dsmd"
+          ? DSMDMethod.terms.reduce(0) { $0 + result.metrics["dsmd/term/\($1)"]! }
+          // dtokd's total is a weighted sum of log-losses (negative once a loss is below 1).
+          : name == "dtokd" ? result.metrics["dtokd/loss_distill"]! + result.metrics["dtokd/loss_task"]! : try result.total.item())
       #expect(try result.loss.values().values.allSatisfy { $0.isFinite }, "\(name): a part is not finite at step \(step)")
     }
     #expect(losses.allSatisfy { $0.isFinite }, "\(name): \(losses)")

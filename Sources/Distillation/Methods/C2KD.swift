@@ -142,7 +142,9 @@ public final class C2KDMethod: DistillationMethod {
       metrics["c2kd/selected"] = selected
     }
     try parts.addWeighted(config.taskWeight, "task") { try Baselines.task(pass, student: student) }
-    return try MethodStep(loss: parts, method: name, metrics: metrics)
+    var step = try MethodStep(loss: parts, method: name, metrics: metrics)
+    step.embeddings = (pass.image, pass.caption)
+    return step
   }
 
   /// The six [B, B] logit matrices of one batch (rows images, columns texts). The proxy

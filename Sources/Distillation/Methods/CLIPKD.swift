@@ -119,7 +119,9 @@ public final class CLIPKDMethod: DistillationMethod {
       }
     }
     try parts.addWeighted(config.taskWeight, "task") { try Baselines.task(pass, student: student) }
-    return try MethodStep(loss: parts, method: name)
+    var step = try MethodStep(loss: parts, method: name)
+    step.embeddings = (pass.image, pass.caption)
+    return step
   }
 
   /// Part `fd`: MSE(ŝ_image, t̂_image) + MSE(ŝ_text, t̂_text), x̂ = x / ‖x‖, each MSE a mean over

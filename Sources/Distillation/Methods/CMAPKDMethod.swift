@@ -46,9 +46,11 @@ public final class CMAPKDMethod: DistillationMethod {
     }
     let step = try method.step(
       student: student, head: cmapkdHead, towers: towers, teacher: teacher, weights: weights, active: active)
-    return MethodStep(
+    var result = MethodStep(
       loss: step.loss, total: step.total, levelWeights: step.weights,
       metrics: try CMAPKDMethod.selectionMetrics(step).merging(selector?.metrics ?? [:]) { current, _ in current })
+    result.embeddings = (towers.image, towers.caption)
+    return result
   }
 
   /// What the ALSN chose this step: batch-mean weight of each level, mean row entropies, the

@@ -184,7 +184,9 @@ public final class DSMDMethod: DistillationMethod {
     if config.taskWeight != 0 {
       parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale) * config.taskWeight)
     }
-    return try MethodStep(loss: parts, method: name, metrics: metrics)
+    var step = try MethodStep(loss: parts, method: name, metrics: metrics)
+    step.embeddings = (image, text)
+    return step
   }
 
   /// Commits the balancer's step and enqueues this batch's normalised teacher vectors.

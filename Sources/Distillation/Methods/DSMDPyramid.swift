@@ -167,7 +167,9 @@ public final class DSMDPyramidMethod: DistillationMethod {
       metrics["dsmd/queue_fill"] = Double(queues[config.scales[0]]!.image.count)
     }
     try parts.addWeighted(config.taskWeight, "task") { try Baselines.task(pass, student: student) }
-    return try MethodStep(loss: parts, method: name, metrics: metrics)
+    var step = try MethodStep(loss: parts, method: name, metrics: metrics)
+    step.embeddings = (pass.image, pass.caption)
+    return step
   }
 
   /// Feeds this step's term values to the balancer and this batch's teacher vectors to the queues.

@@ -59,6 +59,9 @@ public struct MethodStep {
   public var levelWeights: LevelWeights?
   /// Extra numbers worth logging (balancer weights, queue fill, …).
   public var metrics: [String: Double]
+  /// The student's deployed embeddings [B, P] the loss was computed from (`dtokd` takes its
+  /// gradients there); nil when a method does not say.
+  public var embeddings: (image: Tensor, text: Tensor)?
 
   public init(loss: LossParts, total: Tensor, levelWeights: LevelWeights? = nil, metrics: [String: Double] = [:]) {
     self.loss = loss
@@ -157,6 +160,8 @@ public final class NoDistillation: DistillationMethod {
     } else {
       parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale))
     }
-    return try MethodStep(loss: parts, method: name)
+    var step = try MethodStep(loss: parts, method: name)
+    step.embeddings = (image, text)
+    return step
   }
 }

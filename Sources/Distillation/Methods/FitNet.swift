@@ -115,7 +115,9 @@ public final class FitNetMethod: DistillationMethod {
       return try FitNetMethod.textHint(student: s, teacher: target, mask: tap < 2 ? t.mask : nil, regressor: fitnetHead.text)
     }
     try parts.addWeighted(config.taskWeight, "task") { try Baselines.task(pass, student: student) }
-    return try MethodStep(loss: parts, method: name)
+    var step = try MethodStep(loss: parts, method: name)
+    step.embeddings = (pass.image, pass.caption)
+    return step
   }
 
   /// Part `vision`: MSE(r(resize(S)), T) over every element, where S [B, Ds, gs, gs] is resized

@@ -79,7 +79,9 @@ public final class KDMethod: DistillationMethod {
         teacherText: teacher.textEmbedding, teacherScale: teacherLogitScale, temperature: config.temperature, form: config.form)
     }
     try parts.addWeighted(config.taskWeight, "task") { try Baselines.task(pass, student: student) }
-    return try MethodStep(loss: parts, method: name)
+    var step = try MethodStep(loss: parts, method: name)
+    step.embeddings = (pass.image, pass.caption)
+    return step
   }
 
   /// Parts `i2t`, `t2i`: ½ · T² · D(P_T ‖ P_S) per direction, P = softmax(scale · cos / T) over

@@ -14,10 +14,11 @@ public struct MethodConfig: Codable, Equatable, Sendable {
   public var dsmdPyramid = DSMDPyramidConfig()
   public var promptkd = PromptKDConfig()
   public var c2kd = C2KDConfig()
+  public var dtokd = DTOKDConfig()
   public var cmapkd = CMAPKDConfig()
 
   enum CodingKeys: String, CodingKey {
-    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd
+    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd, dtokd
     case dsmdPyramid = "dsmd_pyramid"
   }
 
@@ -35,6 +36,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     dsmdPyramid = try c.decode(.dsmdPyramid, default: d.dsmdPyramid)
     promptkd = try c.decode(.promptkd, default: d.promptkd)
     c2kd = try c.decode(.c2kd, default: d.c2kd)
+    dtokd = try c.decode(.dtokd, default: d.dtokd)
     cmapkd = try c.decode(.cmapkd, default: d.cmapkd)
   }
 }
@@ -42,7 +44,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "promptkd", "c2kd", "cmapkd"]
+  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "promptkd", "c2kd", "cmapkd", "dtokd"]
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
@@ -52,6 +54,7 @@ public enum Methods {
     case "clipkd": return try CLIPKDMethod(config: config.clipkd, context: context)
     case "tinyclip": return try TinyCLIPMethod.make(config: config.tinyclip, context: context)
     case "dsmd": return try DSMDMethod(config: config.dsmd, context: context)
+    case "dtokd": return try DTOKDMethod(config: config.dtokd, methods: config, context: context)
     case "c2kd": return try C2KDMethod(config: config.c2kd, context: context)
     case "promptkd": return try PromptKDMethod(config: config.promptkd, context: context)
     case "dsmd-pyramid": return try DSMDPyramidMethod(config: config.dsmdPyramid, context: context)

@@ -83,7 +83,9 @@ public final class PromptKDMethod: DistillationMethod {
     if config.taskWeight != 0 {
       parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale) * config.taskWeight)
     }
-    return try MethodStep(loss: parts, method: name)
+    var step = try MethodStep(loss: parts, method: name)
+    step.embeddings = (image, text)
+    return step
   }
 
   /// Parts `i2t` (student images against the teacher's texts) and `t2i` (student texts against
