@@ -210,26 +210,6 @@ method:
       phrase_window: 3
       ladder: native          # P2 = g, P3 = ⌈g/2⌉, P4 = ⌈g/4⌉; `seed` upsamples to 4g, 2g, g
 """#,
-    "configs/methods/dsmd-pyramid.yaml": #"""
-# dsmd-pyramid (ours): DSMD-style contrastive, feature, similarity and hard-negative terms at our pyramid scales, weighted by a progress-ratio balancer (see docs/baselines.md)
-method:
-  name: dsmd-pyramid
-  dsmd_pyramid:
-    scales: [P2, P3, P4, P5, embedding]
-    contrastive_weight: 1.0
-    feature_weight: 1.0
-    similarity_weight: 1.0
-    hard_negative_weight: 1.0
-    task_weight: 1.0
-    temperature: 0.07
-    queue_size: 1024
-    margin: 0.2
-    hard_negatives: 1
-    balancer:
-      enabled: true
-      momentum: 0.9
-      temperature: 1.0
-"""#,
     "configs/methods/dsmd.yaml": #"""
 # DSMD as its authors coded it (github chrisx599/DSMD): queue contrastive, L1, cosine and VSE++
 # hinge losses on the normalised embeddings, weighted by the official balancer; no task loss.

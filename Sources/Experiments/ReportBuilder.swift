@@ -69,7 +69,7 @@ public enum ReportBuilder {
   static let labels = [
     "teacher": "Teacher", "none": "No distillation", "kd": "KD (Hinton)", "fitnet": "FitNet", "clipkd": "CLIP-KD",
     "tinyclip": "TinyCLIP",
-    "dsmd": "DSMD", "dsmd-pyramid": "DSMD-pyramid (ours)", "promptkd": "PromptKD", "c2kd": "C2KD", "dtokd": "DTO-KD (on CMAPKD)", "cmapkd": "CMAPKD",
+    "dsmd": "DSMD", "promptkd": "PromptKD", "c2kd": "C2KD", "dtokd": "DTO-KD (on CMAPKD)", "cmapkd": "CMAPKD",
   ]
 
   static func summary(_ run: String) throws -> (RunSummary, RunResults) {

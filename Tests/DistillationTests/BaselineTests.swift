@@ -101,36 +101,13 @@ struct BaselineTests {
       try expectParts(parts, fx, prefix: t, inputs: inputs)
     }
   }
-
-  @Test(
-    "dsmd-pyramid: contrastive (with and without the queue), feature, similarity, teacher-ranked hard negatives",
-    arguments: [("dsmd_queue", 0.07, 0.2, 2), ("dsmd_batch", 0.1, 0.5, 1)])
-  func dsmd(_ t: String, _ temperature: Double, _ margin: Double, _ k: Int) throws {
-    let (img, txt) = (try leaf(t, "s_img"), try leaf(t, "s_txt"))
-    let parts = try DSMDPyramidMethod.scaleTerms(
-      student: (img, txt), teacher: (try input(t, "t_img"), try input(t, "t_txt")),
-      queue: (fx["\(t)/in/q_img"], fx["\(t)/in/q_txt"]),
-      temperature: temperature, margin: margin, hardNegatives: k)
-    #expect(parts.parts.map(\.name) == DSMDPyramidMethod.allTerms)
-    try expectParts(parts, fx, prefix: t, inputs: ["s_img": img, "s_txt": txt])
-  }
-
-  @Test("a term switched off is not computed")
-  func dsmdSubset() throws {
-    let t = "dsmd_batch"
-    let parts = try DSMDPyramidMethod.scaleTerms(
-      student: (try input(t, "s_img"), try input(t, "s_txt")), teacher: (try input(t, "t_img"), try input(t, "t_txt")),
-      queue: (nil, nil),
-      terms: ["feature", "hard_negative"], temperature: 0.1, margin: 0.5, hardNegatives: 1)
-    #expect(parts.parts.map(\.name) == ["feature", "hard_negative"])
-  }
 }
 
 @Suite("Baseline configs and the method registry")
 struct BaselineConfigTests {
   @Test("Methods.names lists every method in report order; unknown names are a clear error")
   func registry() throws {
-    #expect(Methods.names == ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "promptkd", "c2kd", "cmapkd", "dtokd"])
+    #expect(Methods.names == ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd"])
     let context = MethodContext(student: baselineStudentConfig(), teacher: try CLIPModel(baselineTeacherConfig()))
     for name in Methods.names { #expect(try Methods.make(MethodConfig(name: name), context: context).name == name) }
     #expect {
@@ -148,9 +125,9 @@ struct BaselineConfigTests {
        "fitnet": {"vision_tap": 2, "text_tap": 0, "vision_weight": 3, "text_weight": 0, "task_weight": 0.5},
        "clipkd": {"fd_weight": 10, "icl_weight": 0, "crd_weight": 2, "task_weight": 1, "crd_temperature": 2, "icl_temperature": 0.05},
        "tinyclip": {"temperature": 1.5, "form": "kl", "weight": 2, "task_weight": 0.5},
-       "dsmd_pyramid": {"scales": ["P5", "embedding"], "contrastive_weight": 0.5, "feature_weight": 2, "similarity_weight": 0,
-                "hard_negative_weight": 3, "task_weight": 0.1, "temperature": 0.05, "queue_size": 16, "margin": 0.3,
-                "hard_negatives": 2, "balancer": {"enabled": false, "momentum": 0.5, "temperature": 2}}}
+       "dsmd": {"contrastive_weight": 0.5, "l1_weight": 2, "cosine_weight": 0, "hinge_weight": 3, "task_weight": 0.1,
+                "temperature": 0.07, "queue_size": 16, "margin": 0.3, "hardest_negative": true, "balancer": "dwa",
+                "balancer_scale": 5, "balancer_temperature": 2}}
       """#
     let c = try JSONDecoder().decode(MethodConfig.self, from: Data(json.utf8))
     #expect(c.name == "dsmd")
@@ -160,14 +137,13 @@ struct BaselineConfigTests {
       c.clipkd.fdWeight == 10 && c.clipkd.iclWeight == 0 && c.clipkd.crdWeight == 2 && c.clipkd.crdTemperature == 2
         && c.clipkd.iclTemperature == 0.05)
     #expect(c.tinyclip == TinyCLIPConfig(temperature: 1.5, form: .kl, weight: 2, taskWeight: 0.5))
-    let p = c.dsmdPyramid
-    #expect(p.scales == ["P5", "embedding"] && p.contrastiveWeight == 0.5 && p.featureWeight == 2 && p.similarityWeight == 0)
-    #expect(p.hardNegativeWeight == 3 && p.taskWeight == 0.1 && p.temperature == 0.05 && p.queueSize == 16)
-    #expect(p.margin == 0.3 && p.hardNegatives == 2 && p.balancer == DSMDBalancerConfig(enabled: false, momentum: 0.5, temperature: 2))
-    let empty = try JSONDecoder().decode(
-      MethodConfig.self, from: Data(#"{"name": "kd", "dsmd_pyramid": {"balancer": {}}, "dsmd": {}}"#.utf8))
+    let p = c.dsmd
+    #expect(p.contrastiveWeight == 0.5 && p.l1Weight == 2 && p.cosineWeight == 0 && p.hingeWeight == 3 && p.taskWeight == 0.1)
+    #expect(p.temperature == 0.07 && p.queueSize == 16 && p.margin == 0.3 && p.hardestNegative)
+    #expect(p.balancer == .dwa && p.balancerScale == 5 && p.balancerTemperature == 2)
+    let empty = try JSONDecoder().decode(MethodConfig.self, from: Data(#"{"name": "kd", "dsmd": {}}"#.utf8))
     var expected = MethodConfig(name: "kd")
-    expected.dsmdPyramid = DSMDPyramidConfig()
+    expected.dsmd = DSMDConfig()
     #expect(empty == expected)
     // What is encoded decodes back to the same config (the CLI round-trips configs through YAML).
     #expect(try JSONDecoder().decode(MethodConfig.self, from: JSONEncoder().encode(c)) == c)
@@ -205,7 +181,6 @@ struct BaselineConfigTests {
     #expect(message({ $0.fitnet.visionTap = 4 }, "fitnet").contains("fitnet: vision_tap is 4"))
     #expect(message({ $0.kd.temperature = 0 }, "kd").contains("kd: temperature"))
     #expect(message({ $0.clipkd.iclWeight = -1 }, "clipkd").contains("clipkd: icl_weight is -1"))
-    #expect(message({ $0.dsmdPyramid.scales = ["P6"] }, "dsmd-pyramid").contains("dsmd-pyramid: scales [\"P6\"]"))
     #expect(message({ $0.dsmd.queueSize = 0 }, "dsmd").contains("dsmd: need temperature > 0, margin ≥ 0 and queue_size ≥ 1"))
     #expect(message({ $0.tinyclip.weight = .nan }, "tinyclip").contains("tinyclip: weight is nan"))
   }

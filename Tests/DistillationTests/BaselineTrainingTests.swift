@@ -58,7 +58,6 @@ struct BaselineTrainingTests {
     let student = try CLIPModel(baselineStudentConfig())
     var config = MethodConfig(name: name)
     config.dsmd.queueSize = 8
-    config.dsmdPyramid.queueSize = 8
     // One batch and no held-out pairs: fixed uniform level weights (the selector has its own tests).
     config.cmapkd.selection = .uniform
     let context = MethodContext(student: student.config, teacher: teacher)

@@ -38,10 +38,11 @@ struct DTOKDTests {
     let context = MethodContext(student: student.config, teacher: teacher)
     let batch = try baselineDistillBatch(teacher: teacher, pyramid: context.pyramid)
     var weights: [Double] = []
-    for base in ["kd", "clipkd", "fitnet", "dsmd-pyramid"] {
+    for base in ["kd", "clipkd", "fitnet", "dsmd"] {
       var config = MethodConfig(name: "dtokd")
       config.dtokd.base = base
-      config.dsmdPyramid.taskWeight = 1
+      config.dsmd.taskWeight = 1  // dsmd has no task loss of its own
+      config.dsmd.queueSize = 8
       let method = try #require(try Methods.make(config, context: context) as? DTOKDMethod)
       let step = try method.loss(student: student, batch: batch)
       #expect(step.loss.parts.map(\.name) == ["dtokd/distill", "dtokd/task"])

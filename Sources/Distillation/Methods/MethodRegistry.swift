@@ -11,7 +11,6 @@ public struct MethodConfig: Codable, Equatable, Sendable {
   public var clipkd = CLIPKDConfig()
   public var tinyclip = TinyCLIPConfig()
   public var dsmd = DSMDConfig()
-  public var dsmdPyramid = DSMDPyramidConfig()
   public var promptkd = PromptKDConfig()
   public var c2kd = C2KDConfig()
   public var dtokd = DTOKDConfig()
@@ -19,7 +18,6 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd, dtokd
-    case dsmdPyramid = "dsmd_pyramid"
   }
 
   public init(name: String = "cmapkd") { self.name = name }
@@ -33,7 +31,6 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     clipkd = try c.decode(.clipkd, default: d.clipkd)
     tinyclip = try c.decode(.tinyclip, default: d.tinyclip)
     dsmd = try c.decode(.dsmd, default: d.dsmd)
-    dsmdPyramid = try c.decode(.dsmdPyramid, default: d.dsmdPyramid)
     promptkd = try c.decode(.promptkd, default: d.promptkd)
     c2kd = try c.decode(.c2kd, default: d.c2kd)
     dtokd = try c.decode(.dtokd, default: d.dtokd)
@@ -44,7 +41,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "dsmd-pyramid", "promptkd", "c2kd", "cmapkd", "dtokd"]
+  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd"]
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
@@ -57,7 +54,6 @@ public enum Methods {
     case "dtokd": return try DTOKDMethod(config: config.dtokd, methods: config, context: context)
     case "c2kd": return try C2KDMethod(config: config.c2kd, context: context)
     case "promptkd": return try PromptKDMethod(config: config.promptkd, context: context)
-    case "dsmd-pyramid": return try DSMDPyramidMethod(config: config.dsmdPyramid, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
     default:
       throw MethodError("unknown method '\(config.name)'; choose one of: \(names.joined(separator: ", "))")
