@@ -206,6 +206,7 @@ method:
     selector_interval: 10     # per-sample look-ahead credits every K steps (a double backward)
     selector_entropy_weight: 0.5
     skip_threshold: 0.02      # a level no sample weights this much is not computed
+    inherit: false            # true: start from the teacher's leading layers/heads/channels (TinyCLIP's inheritance)
     pyramid:
       phrase_window: 3
       ladder: native          # P2 = g, P3 = ⌈g/2⌉, P4 = ⌈g/4⌉; `seed` upsamples to 4g, 2g, g

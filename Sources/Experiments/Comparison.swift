@@ -143,7 +143,7 @@ public enum Comparison {
   /// existed: a run without the key matches a plan with that value.
   static let addedSince: Set<String> = [
     "device: absent → auto", "precision: absent → fp32", "train.accumulation_steps: absent → 1",
-    "teacher_training.accumulation_steps: absent → 1",
+    "teacher_training.accumulation_steps: absent → 1", "method.cmapkd.inherit: absent → false",
   ]
 
   /// The settings two YAML documents disagree on, as `key: was → now` (flattened by indentation).
