@@ -4,8 +4,9 @@ import Pyramid
 import SafeFiles
 import Torch
 
-/// Teacher features computed once per (sample id, augmentation key) and stored on disk in
-/// memory-mapped safetensors shards, reused across epochs, runs, baselines and ablations.
+/// Teacher features computed once and stored on disk in memory-mapped safetensors shards,
+/// reused across epochs, runs, baselines and ablations: an image's fields once per (sample id,
+/// augmented view), a caption's once per (sample id, caption) (`features(teacher:…)`).
 ///
 /// Layout: `<root>/<fingerprint>/manifest.json` and `shard-NNNNNN.safetensors` (one stored
 /// batch each; its sample keys in the shard's metadata). The fingerprint hashes the teacher's
@@ -76,7 +77,7 @@ public final class TeacherCache {
     throws -> String
   {
     var hash = ContentHash()
-    hash.update("cmapkd-teacher-cache-v1|\(preprocessing)|\(storage)|")
+    hash.update("cmapkd-teacher-cache-v2|\(preprocessing)|\(storage)|")
     let encoder = JSONEncoder()
     encoder.outputFormatting = .sortedKeys
     hash.update(String(decoding: try encoder.encode(pyramid), as: UTF8.self))
@@ -93,6 +94,11 @@ public final class TeacherCache {
   /// The stored features of these samples, in this order, or nil if any is missing (then the
   /// caller computes the batch live and stores it).
   public func features(for keys: [String]) throws -> TeacherFeatures? {
+    try rows(for: keys).map { try TeacherFeatures(named: $0) }
+  }
+
+  /// The stored tensors of these keys, stacked in this order (float32), or nil if any is missing.
+  public func rows(for keys: [String]) throws -> [String: Tensor]? {
     var rows: [(file: SafeTensorsFile, row: Int)] = []
     for key in keys {
       guard let location = index[key], let file = try shardFile(location.shard) else {
@@ -111,8 +117,11 @@ public final class TeacherCache {
       fields[name] = try Tensor.stack(slices, dim: 0).to(.float32)
     }
     hits += 1
-    return try TeacherFeatures(named: fields)
+    return fields
   }
+
+  /// Keys stored (each names one row of a shard).
+  public var entryCount: Int { index.count }
 
   /// The open shard, verifying its checksum on first use; nil (and dropped) if corrupt.
   private func shardFile(_ name: String) throws -> SafeTensorsFile? {
@@ -142,14 +151,27 @@ public final class TeacherCache {
   /// would be exceeded. Returns whether it was stored.
   @discardableResult
   public func store(_ features: TeacherFeatures, keys: [String]) throws -> Bool {
-    let named = features.named()
+    try store(named: features.named(), keys: keys)
+  }
+
+  /// Stores the rows of `named` (each [B, …]) whose keys are not stored yet (a key stored
+  /// already, or repeated in the batch, keeps its first row), atomically, unless the disk
+  /// budget would be exceeded. Returns whether anything was stored.
+  @discardableResult
+  public func store(named: [(String, Tensor)], keys: [String]) throws -> Bool {
     guard let batch = named.first?.1.size(0), batch == keys.count else {
       throw PyramidError("teacher cache: \(keys.count) keys for a batch of \(named.first?.1.size(0) ?? 0)")
     }
+    var seen = Set<String>()
+    let fresh = keys.indices.filter { index[keys[$0]] == nil && seen.insert(keys[$0]).inserted }
+    guard !fresh.isEmpty else { return false }
+    let keys = fresh.map { keys[$0] }
+    let selection = fresh.count == batch ? nil : try Tensor(fresh.map(Int64.init))
     var tensors: [String: Tensor] = [:]
     var size: Int64 = 0
     for (name, t) in named {
-      let stored = try t.detach().to(.cpu, storage)
+      var stored = try t.detach().to(.cpu, storage)
+      if let selection { stored = try stored.indexSelect(dim: 0, index: selection).contiguous() }
       tensors[name] = stored
       size += Int64(stored.count * storage.byteSize)
     }
@@ -265,4 +287,31 @@ public final class TeacherCache {
   static func checksum(_ path: String) throws -> String { try ContentHash.file(path) }
 
   static func gigabytes(_ bytes: Int64) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
+}
+
+extension TeacherCache {
+  /// One batch's teacher features with each half looked up on its own: the image fields under
+  /// `imageKeys` (sample and augmented view), the caption fields under `textKeys` (sample and
+  /// caption). A half the cache lacks is computed by that tower of `teacher` alone and stored,
+  /// so an image is stored once per view however many captions it is trained with, and a
+  /// caption once however many views. Computed halves are rounded to the storage dtype: the
+  /// numbers are the same whether they were computed now or read back.
+  public func features(
+    teacher: CLIPModel, pixels: Tensor, ids: Tensor, attentionMask: Tensor, imageKeys: [String], textKeys: [String],
+    pyramid: PyramidConfig, device: Device
+  ) throws -> TeacherFeatures {
+    func half(_ keys: [String], _ compute: () throws -> [String: Tensor]) throws -> [String: Tensor] {
+      if let stored = try rows(for: keys) { return try stored.mapValues { try $0.to(device) } }
+      let computed = try compute()
+      try store(named: computed.sorted { $0.key < $1.key }, keys: keys)
+      return try computed.mapValues { try TeacherFeatures.rounded($0, to: storage) }
+    }
+    let image = try half(imageKeys.map { "image|\($0)" }) {
+      try TeacherFeatures.computeImage(teacher: teacher, pixels: pixels, pyramid: pyramid)
+    }
+    let text = try half(textKeys.map { "text|\($0)" }) {
+      try TeacherFeatures.computeText(teacher: teacher, ids: ids, attentionMask: attentionMask, pyramid: pyramid)
+    }
+    return try TeacherFeatures(named: image.merging(text) { a, _ in a })
+  }
 }

@@ -38,22 +38,50 @@ public struct TeacherFeatures {
   public static func compute(teacher: CLIPModel, pixels: Tensor, ids: Tensor, attentionMask: Tensor, pyramid: PyramidConfig)
     throws -> TeacherFeatures
   {
+    let image = try computeImage(teacher: teacher, pixels: pixels, pyramid: pyramid)
+    let text = try computeText(teacher: teacher, ids: ids, attentionMask: attentionMask, pyramid: pyramid)
+    return try TeacherFeatures(named: image.merging(text) { a, _ in a })
+  }
+
+  /// Whether a field of `named()` depends on the image alone (the rest depend on the caption
+  /// alone): what lets a cache store an image's features once per view, not once per caption.
+  public static func isImageField(_ name: String) -> Bool {
+    name.hasPrefix("vision_") || name.hasPrefix("shared_vision") || name == "image_embedding"
+  }
+
+  /// The image fields of `named()` for `pixels`: the teacher's vision tower alone.
+  public static func computeImage(teacher: CLIPModel, pixels: Tensor, pyramid: PyramidConfig) throws -> [String: Tensor] {
     try Torch.noGrad {
       let vision = try teacher.visionModel(pixels)
-      let text = try teacher.textModel(ids, attentionMask: attentionMask)
       let (views, global) = try VisionPyramid.compact(taps: VisionPyramid.taps(vision, config: pyramid), grid: vision.grid)
       // Contiguous, as the cache gives them back: a loss reduces a strided view in another
       // order, and live and cached features must train to the same bits.
       let maps = try views.map { try $0.contiguous() }
+      let levels = try VisionPyramid.expand(
+        maps: maps, global: global, targetGrid: (maps[2].size(2), maps[2].size(3)), config: pyramid)
+      var out = ["vision_global": global, "image_embedding": try teacher.visualProjection(vision.pooled)]
+      for (i, m) in maps.enumerated() { out["vision_map\(i)"] = m }
+      for (i, v) in try TeacherBridge(teacher).sharedVision(levels).enumerated() { out["shared_vision\(i)"] = v }
+      return out
+    }
+  }
+
+  /// The caption fields of `named()` for `ids`: the teacher's text tower alone.
+  public static func computeText(teacher: CLIPModel, ids: Tensor, attentionMask: Tensor, pyramid: PyramidConfig) throws
+    -> [String: Tensor]
+  {
+    try Torch.noGrad {
+      let text = try teacher.textModel(ids, attentionMask: attentionMask)
       let language = try LanguageHierarchy.compact(
         taps: LanguageHierarchy.taps(text, config: pyramid), attentionMask: text.attentionMask,
         pooledPositions: text.pooledPositions)
-      var features = TeacherFeatures(
-        visionMaps: maps, visionGlobal: global, language: language, sharedVision: [], sharedLanguage: [],
-        imageEmbedding: try teacher.visualProjection(vision.pooled), textEmbedding: try teacher.textProjection(text.pooled))
-      let (v, l) = try features.levels(pyramid)
-      (features.sharedVision, features.sharedLanguage) = try TeacherBridge(teacher).shared(vision: v, language: l)
-      return features
+      var out = [
+        "text_tokens": language.tokens, "text_phrase_source": language.phraseSource, "text_sentence": language.sentence,
+        "text_global": language.global, "text_mask": language.mask, "text_embedding": try teacher.textProjection(text.pooled),
+      ]
+      let levels = try LanguageHierarchy.expand(language, config: pyramid)
+      for (i, l) in try TeacherBridge(teacher).sharedLanguage(levels).enumerated() { out["shared_language\(i)"] = l }
+      return out
     }
   }
 
@@ -84,10 +112,13 @@ public struct TeacherFeatures {
   /// numbers a cache that stores `storage` gives back.
   public func rounded(to storage: DType) throws -> TeacherFeatures {
     var out: [String: Tensor] = [:]
-    for (name, t) in named() {
-      out[name] = t.dtype.isFloatingPoint && t.dtype != storage ? try t.to(storage).to(t.dtype) : t
-    }
+    for (name, t) in named() { out[name] = try TeacherFeatures.rounded(t, to: storage) }
     return try TeacherFeatures(named: out)
+  }
+
+  /// One field rounded through `storage` and back (integer fields unchanged).
+  public static func rounded(_ t: Tensor, to storage: DType) throws -> Tensor {
+    t.dtype.isFloatingPoint && t.dtype != storage ? try t.to(storage).to(t.dtype) : t
   }
 
   /// Named tensors for storage, one batch.

@@ -7,8 +7,9 @@ import Tokenizers
 import Torch
 
 /// The teacher's features for training batches: read from the on-disk cache when it has them,
-/// else computed by the frozen teacher (and stored). A cache entry is one (sample, augmented
-/// view, caption) triple, so runs with the same seed — every method of a comparison — share it.
+/// else computed by the frozen teacher (and stored). An image's features are stored once per
+/// (sample, augmented view) and a caption's once per (sample, caption), so runs with the same
+/// seed — every method of a comparison — share them, and no image is stored once per caption.
 final class TeacherFeatureSource {
   let teacher: CLIPModel
   let pyramid: PyramidConfig
@@ -35,21 +36,25 @@ final class TeacherFeatureSource {
       storage: storage, log: { FileHandle.standardError.write(Data("teacher cache: \($0)\n".utf8)) })
   }
 
-  static func keys(_ batch: Batch) -> [String] {
-    (0..<batch.count).map { "\(batch.sampleIds[$0])|\(batch.augmentationKeys[$0])|\(batch.captionIndices[$0])" }
+  /// The cache's keys of each half of a batch: an image's features depend on the sample and
+  /// its augmented view, a caption's on the sample and which caption.
+  static func keys(_ batch: Batch) -> (image: [String], text: [String]) {
+    (
+      (0..<batch.count).map { "\(batch.sampleIds[$0])|\(batch.augmentationKeys[$0])" },
+      (0..<batch.count).map { "\(batch.sampleIds[$0])|\(batch.captionIndices[$0])" }
+    )
   }
 
   /// The features of `batch` on `device` (the teacher's): `pixels`, `ids` and `mask` are the
   /// batch's tensors already there.
   func features(for batch: Batch, pixels: Tensor, ids: Tensor, mask: Tensor, device: Device) throws -> TeacherFeatures {
+    guard let cache else {
+      return try TeacherFeatures.compute(teacher: teacher, pixels: pixels, ids: ids, attentionMask: mask, pyramid: pyramid)
+    }
     let keys = Self.keys(batch)
-    if let cached = try cache?.features(for: keys) { return try cached.to(device) }
-    let computed = try TeacherFeatures.compute(teacher: teacher, pixels: pixels, ids: ids, attentionMask: mask, pyramid: pyramid)
-    guard let cache else { return computed }
-    _ = try cache.store(computed, keys: keys)
-    // What a later read of the cache returns: the same numbers whether this batch's features
-    // were computed now or read back (fair to the method that fills the cache; exact resume).
-    return try computed.rounded(to: cache.storage)
+    return try cache.features(
+      teacher: teacher, pixels: pixels, ids: ids, attentionMask: mask, imageKeys: keys.image, textKeys: keys.text,
+      pyramid: pyramid, device: device)
   }
 
   /// A fixed batch of validation pairs with the teacher's features: the held-out signal of the

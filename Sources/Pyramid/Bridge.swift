@@ -93,13 +93,20 @@ public struct TeacherBridge {
 
   /// Each level as a shared-space vector [B, P] (no gradient: the teacher is frozen).
   public func shared(vision: VisionLevels, language: LanguageLevels) throws -> (vision: [Tensor], language: [Tensor]) {
+    (try sharedVision(vision), try sharedLanguage(language))
+  }
+
+  /// The vision levels alone (the cache stores an image's features apart from its captions').
+  public func sharedVision(_ vision: VisionLevels) throws -> [Tensor] {
+    try Torch.noGrad { try Level.allCases.map { try visionProjection(visionNorm(levelVector(vision[$0]))) } }
+  }
+
+  public func sharedLanguage(_ language: LanguageLevels) throws -> [Tensor] {
     try Torch.noGrad {
-      let v = try Level.allCases.map { try visionProjection(visionNorm(levelVector(vision[$0]))) }
-      let l = try Level.allCases.map { level in
+      try Level.allCases.map { level in
         let (features, mask) = language[level]
         return try textProjection(textNorm(levelVector(features, mask: mask)))
       }
-      return (v, l)
     }
   }
 }

@@ -233,4 +233,54 @@ struct TeacherCacheTests {
     let read = try #require(try half.features(for: b.keys))
     #expect(try maxAbsDiff(read.visionMaps[0], features.visionMaps[0]) < 1e-2)
   }
+
+  @Test("an image is stored once per view and a caption once: halves are read and computed apart, to the same numbers")
+  func imageAndCaptionHalves() throws {
+    let root = try cacheRoot()
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let t = try teacher()
+    let data = try TinyDataset()
+    let b = try data.batch([0, 1, 2, 3])
+    // The same four images with other captions (rows 4–7's ids), then a new view of the images
+    // with those captions.
+    let otherIds = try data.batch([4, 5, 6, 7])
+    let cache = try TeacherCache(root: root, fingerprint: "halves")
+    let views = (0..<4).map { "sample\($0)#view0" }, newViews = (0..<4).map { "sample\($0)#view1" }
+    let captions = (0..<4).map { "sample\($0)#caption0" }, otherCaptions = (0..<4).map { "sample\($0)#caption1" }
+    func features(_ ids: Tensor, _ mask: Tensor, images: [String], texts: [String]) throws -> TeacherFeatures {
+      try cache.features(
+        teacher: t, pixels: b.pixels, ids: ids, attentionMask: mask, imageKeys: images, textKeys: texts, pyramid: PyramidConfig(),
+        device: .cpu)
+    }
+    func expectSame(_ a: TeacherFeatures, _ b: TeacherFeatures) throws {
+      let (x, y) = (Dictionary(uniqueKeysWithValues: a.named()), Dictionary(uniqueKeysWithValues: b.named()))
+      #expect(Set(x.keys) == Set(y.keys))
+      for (name, value) in x { #expect(try maxAbsDiff(value.to(.float32), y[name]!.to(.float32)) == 0, "\(name)") }
+    }
+
+    let first = try features(b.ids, b.mask, images: views, texts: captions)
+    try expectSame(first, TeacherFeatures.compute(teacher: t, pixels: b.pixels, ids: b.ids, attentionMask: b.mask, pyramid: PyramidConfig()))
+    #expect(cache.entryCount == 8 && cache.hits == 0 && cache.misses == 2)
+    let bytesAfterFirst = cache.bytesOnDisk
+
+    // Other captions of the same views: the image half is read back, only the captions are new.
+    let second = try features(otherIds.ids, otherIds.mask, images: views, texts: otherCaptions)
+    try expectSame(
+      second,
+      TeacherFeatures.compute(teacher: t, pixels: b.pixels, ids: otherIds.ids, attentionMask: otherIds.mask, pyramid: PyramidConfig()))
+    #expect(cache.entryCount == 12 && cache.hits == 1 && cache.misses == 3)
+    let captionBytes = cache.bytesOnDisk - bytesAfterFirst
+    #expect(captionBytes > 0 && captionBytes < bytesAfterFirst, "the second batch stored \(captionBytes) bytes, the first \(bytesAfterFirst)")
+
+    // A new view with known captions: only the image half is computed.
+    _ = try features(otherIds.ids, otherIds.mask, images: newViews, texts: otherCaptions)
+    #expect(cache.entryCount == 16 && cache.hits == 2 && cache.misses == 4)
+    // Everything read back: no new entries, no new bytes.
+    let bytes = cache.bytesOnDisk
+    let again = try features(b.ids, b.mask, images: views, texts: captions)
+    try expectSame(again, first)
+    #expect(cache.entryCount == 16 && cache.bytesOnDisk == bytes && cache.hits == 4)
+    // A batch that repeats stored keys stores only its new rows.
+    #expect(try cache.store(named: first.named().filter { TeacherFeatures.isImageField($0.0) }, keys: views.map { "image|\($0)" }) == false)
+  }
 }
