@@ -73,9 +73,6 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   public var languageHierarchy = true
   /// Momentum of the `policy` reward baseline (an exponential moving average).
   public var policyBaselineMomentum = 0.9
-  /// Start the student from the teacher's leading layers, heads and channels (TinyCLIP's manual
-  /// weight inheritance, `WeightInheritance`) instead of from scratch.
-  public var inherit = false
 
   enum CodingKeys: String, CodingKey {
     case pyramid, lambdas, temperature, selection
@@ -83,7 +80,7 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     case selectorLearningRate = "selector_learning_rate", selectorInterval = "selector_interval"
     case selectorEntropyWeight = "selector_entropy_weight", policySigma = "policy_sigma", policyCostWeight = "policy_cost_weight"
     case policyBaselineMomentum = "policy_baseline_momentum", skipThreshold = "skip_threshold"
-    case visionPyramid = "vision_pyramid", languageHierarchy = "language_hierarchy", inherit
+    case visionPyramid = "vision_pyramid", languageHierarchy = "language_hierarchy"
   }
 
   public init(
@@ -115,7 +112,6 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     skipThreshold = try c.decode(.skipThreshold, default: d.skipThreshold)
     visionPyramid = try c.decode(.visionPyramid, default: d.visionPyramid)
     languageHierarchy = try c.decode(.languageHierarchy, default: d.languageHierarchy)
-    inherit = try c.decode(.inherit, default: d.inherit)
   }
 
   /// The levels of each modality a stage trains, after the per-modality ablation switches.

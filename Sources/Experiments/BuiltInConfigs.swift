@@ -206,7 +206,6 @@ method:
     selector_interval: 10     # per-sample look-ahead credits every K steps (a double backward)
     selector_entropy_weight: 0.5
     skip_threshold: 0.02      # a level no sample weights this much is not computed
-    inherit: false            # true: start from the teacher's leading layers/heads/channels (TinyCLIP's inheritance)
     pyramid:
       phrase_window: 3
       ladder: native          # P2 = g, P3 = ⌈g/2⌉, P4 = ⌈g/4⌉; `seed` upsamples to 4g, 2g, g
@@ -252,6 +251,19 @@ method:
     text_tap: 1
     vision_weight: 1.0
     text_weight: 1.0
+    task_weight: 1.0
+"""#,
+    "configs/methods/iva.yaml": #"""
+# Token-interaction distillation (IVA) for a dual encoder: the teacher's caption-conditioned patch
+# relevance weights a patch regression and is matched by the student's (see docs/baselines.md)
+method:
+  name: iva
+  iva:
+    temperature: 0.05       # τ of the relevance softmax over patches
+    # layer: 2              # a patch-map tap 0–2; absent = the tap whose relevance changes most between two captions of an image
+    probe_images: 64        # training images the automatic layer choice is measured on
+    regression_weight: 1.0
+    relevance_weight: 1.0
     task_weight: 1.0
 """#,
     "configs/methods/kd.yaml": #"""

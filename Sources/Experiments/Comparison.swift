@@ -129,7 +129,8 @@ public enum Comparison {
     let method = planned.method.name
     let differences = settingDifferences(saved, try ConfigLoader.yaml(planned)).filter {
       !$0.hasPrefix("name:") && !$0.hasPrefix("run_dir:")
-        && (!$0.hasPrefix("method.") || $0.hasPrefix("method.name:") || $0.hasPrefix("method.\(method)."))
+        && (!$0.hasPrefix("method.") || $0.hasPrefix("method.name:") || $0.hasPrefix("method.inherit:")
+          || $0.hasPrefix("method.\(method)."))
         && !addedSince.contains($0)
     }
     guard !differences.isEmpty else { return }
@@ -143,7 +144,7 @@ public enum Comparison {
   /// existed: a run without the key matches a plan with that value.
   static let addedSince: Set<String> = [
     "device: absent → auto", "precision: absent → fp32", "train.accumulation_steps: absent → 1",
-    "teacher_training.accumulation_steps: absent → 1", "method.cmapkd.inherit: absent → false",
+    "teacher_training.accumulation_steps: absent → 1", "method.inherit: absent → false",
   ]
 
   /// The settings two YAML documents disagree on, as `key: was → now` (flattened by indentation).

@@ -101,6 +101,33 @@ public enum RunSetup {
   }
 
   /// CLIP preprocessing at the model's input size, with the configured training augmentation.
+  /// Up to `count` training images that have two captions or more, each with its first two
+  /// captions (evaluation preprocessing): `iva`'s layer probe. nil when no image has two.
+  public static func captionProbe(
+    _ dataset: any ImageTextDataset, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor, count: Int, device: Device
+  ) throws -> CaptionProbe? {
+    var images: [Tensor] = []
+    var captions: [[String]] = [[], []]
+    var index = 0
+    while images.count < count, index < dataset.count {
+      let texts = dataset.captions(at: index)
+      if texts.count >= 2 {
+        images.append(try preprocessor.tensor(preprocessor.evaluationImage(dataset.loadImage(at: index))))
+        captions[0].append(texts[0])
+        captions[1].append(texts[1])
+      }
+      index += 1
+    }
+    guard !images.isEmpty else { return nil }
+    return CaptionProbe(
+      pixels: try Tensor.stack(images).to(device),
+      captions: try captions.map { texts in
+        let batch = try tokenizer.encodeBatch(texts)
+        let shape = [batch.count, batch.contextLength]
+        return (try Tensor(batch.ids, shape: shape).to(device), try Tensor(batch.attentionMask, shape: shape).to(device))
+      })
+  }
+
   public static func preprocessor(_ data: DataSection, model: CLIPConfig) throws -> ImagePreprocessor {
     try ImagePreprocessor(PreprocessConfig(imageSize: model.visionConfig.imageSize, augmentation: data.augmentation))
   }

@@ -135,11 +135,25 @@ public final class Trainer {
     let method: any DistillationMethod =
       if let teacher {
         try Methods.make(
-          config.method, context: MethodContext(student: modelConfig, teacher: teacher, pyramid: config.method.cmapkd.pyramid))
+          config.method,
+          context: MethodContext(
+            student: modelConfig, teacher: teacher, pyramid: config.method.cmapkd.pyramid,
+            captionProbe: try ivaProbe(trainSet: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, device: device)))
       } else {
         NoDistillation()
       }
     try method.head?.to(device)
+    if let iva = method as? IVAMethod, isMain {
+      let scores = iva.layerScores.map { ", caption change per tap " + $0.map { String(format: "%.3f", $0) }.joined(separator: " / ") } ?? ""
+      say("iva: relevance layer = patch tap \(iva.layer)\(scores)")
+    }
+    if config.method.inherit {
+      // Any method may start from a slice of the teacher (`method.inherit`), so that methods can
+      // be compared with the initialisation TinyCLIP brings held equal.
+      guard let teacher else { throw ConfigError("method.inherit: true needs teacher.checkpoint") }
+      try WeightInheritance.check(student: modelConfig, teacher: teacher.config, setting: "method.inherit")
+      try WeightInheritance.inherit(student: model, from: teacher)
+    }
     try method.prepare(student: model)  // TinyCLIP's weight inheritance; before any rank's broadcast
     if let group {
       // Every rank starts from rank 0's weights (they are seeded alike; this makes it certain),
@@ -162,8 +176,9 @@ public final class Trainer {
       totalSteps: budget.steps, minLearningRate: optimizerConfig.minLearningRate)
 
     // Teacher features, live or from the cache.
-    let features = try teacher.map {
-      try TeacherFeatureSource(teacher: $0, config: config, trainSet: trainSet, preprocessor: preprocessor)
+    let features = try teacher.flatMap { teacher -> TeacherFeatureSource? in
+      guard method.needsTeacher else { return nil }  // `none` loads one only to inherit from it
+      return try TeacherFeatureSource(teacher: teacher, config: config, trainSet: trainSet, preprocessor: preprocessor)
     }
 
     // Resume.
@@ -393,8 +408,23 @@ public final class Trainer {
     return RunOutcome(directory: directory, steps: step, resumedFrom: resumedFrom, seconds: seconds, results: final.metrics)
   }
 
+  /// `iva`'s layer probe, when `iva` (alone or under `dtokd`) chooses its layer automatically.
+  func ivaProbe(trainSet: any ImageTextDataset, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor, device: Device)
+    throws -> CaptionProbe?
+  {
+    let method = config.method
+    guard method.name == "iva" || (method.name == "dtokd" && method.dtokd.base == "iva"), method.iva.layer == nil else {
+      return nil
+    }
+    let probe = try RunSetup.captionProbe(
+      trainSet, tokenizer: tokenizer, preprocessor: preprocessor, count: method.iva.probeImages, device: device)
+    if probe == nil { say("iva: no training image has two captions; the relevance layer is the deepest patch tap (2)") }
+    return probe
+  }
+
   func loadTeacher() throws -> CLIPModel? {
-    guard kind == .student, config.method.name != "none" else { return nil }
+    // `none` trains without a teacher, unless its student inherits the teacher's weights.
+    guard kind == .student, config.method.name != "none" || config.method.inherit else { return nil }
     guard let path = config.teacher.checkpoint else {
       throw ConfigError(
         "method '\(config.method.name)' needs a trained teacher: set teacher.checkpoint (train one with `cmapkd train-teacher`)")

@@ -107,7 +107,7 @@ struct BaselineTests {
 struct BaselineConfigTests {
   @Test("Methods.names lists every method in report order; unknown names are a clear error")
   func registry() throws {
-    #expect(Methods.names == ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd"])
+    #expect(Methods.names == ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd", "iva"])
     let context = MethodContext(student: baselineStudentConfig(), teacher: try CLIPModel(baselineTeacherConfig()))
     for name in Methods.names { #expect(try Methods.make(MethodConfig(name: name), context: context).name == name) }
     #expect {

@@ -16,23 +16,15 @@ public final class CMAPKDMethod: DistillationMethod {
   /// The ALSN's parameters are in the head (checkpoints carry them) but never receive a
   /// gradient from the loss: only the selector's own optimizer moves them.
   public var head: Module? { cmapkdHead }
-  /// The teacher the student inherits its weights from (`inherit`), else nil.
-  let inheritFrom: CLIPModel?
 
   public init(config: CMAPKDConfig, context: MethodContext) throws {
     try config.validate()
     method = CMAPKD(config)
     cmapkdHead = try CMAPKDHead(student: context.student, teacher: context.teacher)
-    if config.inherit { try WeightInheritance.check(student: context.student, teacher: context.teacher.config) }
-    inheritFrom = config.inherit ? context.teacher : nil
     switch config.selection {
     case .gating, .policy: selector = try SelectorTrainer(cmapkd: method, alsn: cmapkdHead.alsn)
     case .uniform, .manual: selector = nil
     }
-  }
-
-  public func prepare(student: CLIPModel) throws {
-    if let teacher = inheritFrom { try WeightInheritance.inherit(student: student, from: teacher) }
   }
 
   public func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep {

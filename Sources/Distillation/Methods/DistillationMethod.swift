@@ -132,11 +132,15 @@ public struct MethodContext {
   /// The frozen teacher (for widths, its logit scale and bridges initialised from it).
   public var teacher: CLIPModel
   public var pyramid: PyramidConfig
+  /// Training images with two captions each (`iva` chooses its relevance layer on them); nil
+  /// when the method asks for none or the data has one caption per image.
+  public var captionProbe: CaptionProbe?
 
-  public init(student: CLIPConfig, teacher: CLIPModel, pyramid: PyramidConfig = PyramidConfig()) {
+  public init(student: CLIPConfig, teacher: CLIPModel, pyramid: PyramidConfig = PyramidConfig(), captionProbe: CaptionProbe? = nil) {
     self.student = student
     self.teacher = teacher
     self.pyramid = pyramid
+    self.captionProbe = captionProbe
   }
 }
 

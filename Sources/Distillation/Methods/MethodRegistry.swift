@@ -6,6 +6,10 @@ import Torch
 /// (only the named method's section is used; the others keep their defaults).
 public struct MethodConfig: Codable, Equatable, Sendable {
   public var name = "cmapkd"
+  /// Start the student from a slice of the teacher (TinyCLIP's manual weight inheritance,
+  /// `WeightInheritance`) whatever the method; false starts it from scratch. `tinyclip` inherits
+  /// by its own default (`tinyclip.inherit`) either way.
+  public var inherit = false
   public var kd = KDConfig()
   public var fitnet = FitNetConfig()
   public var clipkd = CLIPKDConfig()
@@ -14,10 +18,11 @@ public struct MethodConfig: Codable, Equatable, Sendable {
   public var promptkd = PromptKDConfig()
   public var c2kd = C2KDConfig()
   public var dtokd = DTOKDConfig()
+  public var iva = IVAConfig()
   public var cmapkd = CMAPKDConfig()
 
   enum CodingKeys: String, CodingKey {
-    case name, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd, dtokd
+    case name, inherit, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd, dtokd, iva
   }
 
   public init(name: String = "cmapkd") { self.name = name }
@@ -26,6 +31,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     let d = MethodConfig()
     name = try c.decode(.name, default: d.name)
+    inherit = try c.decode(.inherit, default: d.inherit)
     kd = try c.decode(.kd, default: d.kd)
     fitnet = try c.decode(.fitnet, default: d.fitnet)
     clipkd = try c.decode(.clipkd, default: d.clipkd)
@@ -34,6 +40,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     promptkd = try c.decode(.promptkd, default: d.promptkd)
     c2kd = try c.decode(.c2kd, default: d.c2kd)
     dtokd = try c.decode(.dtokd, default: d.dtokd)
+    iva = try c.decode(.iva, default: d.iva)
     cmapkd = try c.decode(.cmapkd, default: d.cmapkd)
   }
 }
@@ -41,7 +48,7 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd"]
+  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd", "iva"]
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
@@ -55,6 +62,7 @@ public enum Methods {
     case "c2kd": return try C2KDMethod(config: config.c2kd, context: context)
     case "promptkd": return try PromptKDMethod(config: config.promptkd, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
+    case "iva": return try IVAMethod(config: config.iva, context: context)
     default:
       throw MethodError("unknown method '\(config.name)'; choose one of: \(names.joined(separator: ", "))")
     }

@@ -23,10 +23,11 @@ public enum WeightInheritance {
     return (0..<studentDepth).map { $0 * step }
   }
 
-  /// Checks that `student` can inherit from `teacher`; the error names the first obstacle.
-  public static func check(student: CLIPConfig, teacher: CLIPConfig) throws {
+  /// Checks that `student` can inherit from `teacher`; the error names the first obstacle and
+  /// the `setting` that turns inheritance off.
+  public static func check(student: CLIPConfig, teacher: CLIPConfig, setting: String = "tinyclip.inherit") throws {
     func require(_ ok: Bool, _ message: String) throws {
-      if !ok { throw MethodError("tinyclip: weight inheritance needs \(message); set tinyclip.inherit: false to start from scratch") }
+      if !ok { throw MethodError("\(setting): weight inheritance needs \(message); set \(setting): false to start from scratch") }
     }
     let (sv, tv, st, tt) = (student.visionConfig, teacher.visionConfig, student.textConfig, teacher.textConfig)
     for (name, s, t) in [("vision", sv.hiddenSize / sv.numAttentionHeads, tv.hiddenSize / tv.numAttentionHeads),
@@ -75,10 +76,10 @@ public enum WeightInheritance {
     try Torch.noGrad {
       for (name, parameter) in student.namedParameters() {
         guard let key = map[name], let source = teacherParameters[key] else {
-          throw MethodError("tinyclip: weight inheritance found no teacher parameter for \(name)")
+          throw MethodError("weight inheritance found no teacher parameter for \(name)")
         }
         guard source.rank == parameter.rank, zip(source.shape, parameter.shape).allSatisfy({ $0 >= $1 }) else {
-          throw MethodError("tinyclip: cannot inherit \(name) \(parameter.shape) from \(key) \(source.shape)")
+          throw MethodError("weight inheritance: cannot inherit \(name) \(parameter.shape) from \(key) \(source.shape)")
         }
         var slice = try source.detach()
         for (dim, size) in parameter.shape.enumerated() where size < source.size(dim) {
