@@ -276,6 +276,22 @@ method:
     weight: 1.0
     task_weight: 1.0
 """#,
+    "configs/methods/multiteacher.yaml": #"""
+# Multi-teacher distillation through a unified space (RADIO's PHI-S, UNIC's teacher dropping):
+# one projector per teacher, 0.5·(1 − cos) + 0.5·smooth-L1 per teacher (see docs/baselines.md).
+# Needs extra_teachers (configs/multiteacher.yaml).
+method:
+  name: multiteacher
+  multiteacher:
+    standardize: phis       # phis | ema | none
+    projector: mlp          # mlp | block (one transformer block on the vector)
+    projector_hidden: 256
+    weight: 1.0             # λ of the summed per-teacher losses
+    task_weight: 1.0
+    drop_probability: 0.5   # per sample, each teacher but the largest-loss one is dropped with this probability
+    ema_momentum: 0.99
+    sample_size: 1024       # training pairs PHI-S (and the router's bank) is fitted on
+"""#,
     "configs/methods/none.yaml": #"""
 # No distillation: the student trains on its CLIP task loss only (see docs/baselines.md)
 method:
@@ -292,6 +308,18 @@ method:
     weight: 1000.0      # the official KD_WEIGHT; the loss is a mean over all logits
     task_weight: 0.0    # PromptKD trains without labels
 """#,
+    "configs/methods/router.yaml": #"""
+# Knowledge purification: each sample distils from one teacher, chosen by its neighbours'
+# teacher qualities (similarity) or by a policy trained on the student's held-out progress (rl).
+# The distillation uses method.multiteacher's settings. Needs extra_teachers (configs/multiteacher.yaml).
+method:
+  name: router
+  router:
+    kind: similarity        # similarity | rl
+    neighbours: 16          # bank neighbours whose teacher qualities decide (similarity)
+    policy_lr: 0.01         # the rl policy's learning rate
+    baseline_momentum: 0.9  # the rl reward baseline's momentum
+"""#,
     "configs/methods/tinyclip.yaml": #"""
 # TinyCLIP: manual weight inheritance (the student starts from the teacher's leading layers,
 # heads and channels), then affinity mimicking on the image-to-text and text-to-image
@@ -304,6 +332,26 @@ method:
     weight: 1.0
     task_weight: 1.0
     inherit: true     # false: start from scratch like the other methods
+"""#,
+    "configs/multiteacher.yaml": #"""
+# Two teachers for `multiteacher` and `router`, layered on configs/demo.yaml (and compare.yaml):
+# the demo's teacher plus the second one of configs/teacher-b.yaml. Other methods ignore
+# extra_teachers.
+#   cmapkd compare --config configs/demo.yaml --config configs/compare.yaml --config configs/multiteacher.yaml \
+#     --methods multiteacher,router --seeds 0,1,2
+extra_teachers:
+  - preset: scene-teacher-b
+    checkpoint: runs/demo/teacher-b
+"""#,
+    "configs/teacher-b.yaml": #"""
+# The demo's second teacher, for the multi-teacher methods (multiteacher, router), layered on
+# configs/demo.yaml with the demo's data and teacher budget:
+#   cmapkd train-teacher --config configs/demo.yaml --config configs/teacher-b.yaml
+# It is different in kind from the first: 8 px patches (a 6×6 grid, every object over four
+# patches), a 96-wide joint space, a wider and shallower text tower (Presets.sceneTeacherB).
+teacher:
+  preset: scene-teacher-b
+run_dir: runs/demo/teacher-b
 """#,
   ]
 }

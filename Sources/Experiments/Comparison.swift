@@ -12,8 +12,8 @@ import SafeFiles
 /// latest checkpoint, so the command can be stopped and started again, and the report
 /// rewritten from finished runs alone (`reportOnly`).
 public enum Comparison {
-  /// Every registered method, in table order.
-  public static var allMethods: [String] { Methods.names }
+  /// Every single-teacher method, in table order (`--methods` may name the multi-teacher ones).
+  public static var allMethods: [String] { Methods.singleTeacherNames }
 
   public struct Plan {
     public var files: [String]

@@ -13,7 +13,7 @@ public enum DemoRunner {
     let files = quick ? ["configs/demo.yaml", "configs/demo-quick.yaml"] : ["configs/demo.yaml"]
     let base = try ConfigLoader.load(ExperimentConfig.self, files: files, overrides: overrides)
     let root = base.outputDir
-    let chosen = methods ?? Methods.names
+    let chosen = methods ?? Methods.singleTeacherNames
     for name in chosen where !Methods.names.contains(name) {
       throw ConfigError("--methods: unknown method '\(name)'; choose from \(Methods.names.joined(separator: ", "))")
     }

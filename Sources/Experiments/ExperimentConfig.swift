@@ -32,6 +32,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   public var data = DataSection()
   public var teacher = ModelSection(preset: "scene-teacher")
   public var student = ModelSection(preset: "scene-student")
+  /// Teachers besides `teacher`, for the methods that distil from several (`multiteacher`,
+  /// `router`); the other methods ignore them. Each is a preset or config and a checkpoint.
+  public var extraTeachers: [ModelSection] = []
   public var method = MethodConfig()
   /// Epochs per stage, read as proportions of the step budget (`train.steps`).
   public var schedule = ProgressiveSchedule(coarseEpochs: 1, mediumEpochs: 1, fineEpochs: 2, refinementEpochs: 0)
@@ -45,6 +48,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
   enum CodingKeys: String, CodingKey {
     case name, seed, device, precision, data, teacher, student, method, schedule, optimizer, train, cache, eval
+    case extraTeachers = "extra_teachers"
     case outputDir = "output_dir", runDir = "run_dir", teacherTraining = "teacher_training", teacherOptimizer =
       "teacher_optimizer"
   }
@@ -63,6 +67,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     data = try c.decode(.data, default: d.data)
     teacher = try c.decode(.teacher, default: d.teacher)
     student = try c.decode(.student, default: d.student)
+    extraTeachers = try c.decode(.extraTeachers, default: d.extraTeachers)
     method = try c.decode(.method, default: d.method)
     schedule = try c.decode(.schedule, default: d.schedule)
     optimizer = try c.decode(.optimizer, default: d.optimizer)

@@ -128,6 +128,35 @@ public enum RunSetup {
       })
   }
 
+  /// Every teacher's L2-normalised image and text embeddings of `count` training pairs spread
+  /// evenly over the dataset (evaluation preprocessing, each image's first caption).
+  public static func teacherSample(
+    teachers: [CLIPModel], dataset: any ImageTextDataset, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor,
+    count: Int, device: Device
+  ) throws -> TeacherSample {
+    let n = min(count, dataset.count)
+    let spacing = max(dataset.count / max(n, 1), 1)
+    var images: [[Tensor]] = Array(repeating: [], count: teachers.count)
+    var texts: [[Tensor]] = Array(repeating: [], count: teachers.count)
+    for start in stride(from: 0, to: n, by: 256) {
+      let indices = (start..<min(start + 256, n)).map { $0 * spacing }
+      let pixels = try Tensor.stack(indices.map { try preprocessor.tensor(preprocessor.evaluationImage(dataset.loadImage(at: $0))) })
+        .to(device)
+      let encoded = try tokenizer.encodeBatch(indices.map { dataset.captions(at: $0).first ?? "" })
+      let shape = [encoded.count, encoded.contextLength]
+      let (ids, mask) = (try Tensor(encoded.ids, shape: shape).to(device), try Tensor(encoded.attentionMask, shape: shape).to(device))
+      try Torch.noGrad {
+        for (t, teacher) in teachers.enumerated() {
+          images[t].append(try teacher.encodeImage(pixels, normalize: true).to(.float32))
+          texts[t].append(try teacher.encodeText(ids, attentionMask: mask, normalize: true).to(.float32))
+        }
+      }
+    }
+    return TeacherSample(
+      images: try images.map { try Tensor.cat($0, dim: 0) }, texts: try texts.map { try Tensor.cat($0, dim: 0) },
+      logitScales: try teachers.map { try $0.logitScale.detach().exp().item() })
+  }
+
   public static func preprocessor(_ data: DataSection, model: CLIPConfig) throws -> ImagePreprocessor {
     try ImagePreprocessor(PreprocessConfig(imageSize: model.visionConfig.imageSize, augmentation: data.augmentation))
   }

@@ -62,8 +62,11 @@ final class TeacherFeatureSource {
   func heldOutBatch(config: ExperimentConfig, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor, batchSize: Int)
     throws -> DistillBatch?
   {
-    // CMAPKD's selector learns from it, also under `dtokd`'s balancing.
-    guard config.method.name == "cmapkd" || (config.method.name == "dtokd" && config.method.dtokd.base == "cmapkd") else {
+    // CMAPKD's selector learns from it, also under `dtokd`'s balancing, and so does the RL router.
+    let method = config.method
+    let cmapkd = method.name == "cmapkd" || (method.name == "dtokd" && method.dtokd.base == "cmapkd")
+    let rlRouter = (method.name == "router" || (method.name == "dtokd" && method.dtokd.base == "router")) && method.router.kind == .rl
+    guard cmapkd || rlRouter else {
       return nil
     }
     let val = try RunSetup.dataset(config.data, splits: config.data.valSplits)

@@ -132,13 +132,19 @@ public final class Trainer {
     // On the device before the method is made: methods keep tensors derived from the teacher.
     let teacher = try loadTeacher()
     try teacher?.to(device)
+    let otherTeachers = try loadOtherTeachers(primary: teacher)
+    for other in otherTeachers { try other.to(device) }
     let method: any DistillationMethod =
       if let teacher {
         try Methods.make(
           config.method,
           context: MethodContext(
             student: modelConfig, teacher: teacher, pyramid: config.method.cmapkd.pyramid,
-            captionProbe: try ivaProbe(trainSet: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, device: device)))
+            captionProbe: try ivaProbe(trainSet: trainSet, tokenizer: tokenizer, preprocessor: preprocessor, device: device),
+            otherTeachers: otherTeachers,
+            teacherSample: try teacherSample(
+              teachers: [teacher] + otherTeachers, trainSet: trainSet, tokenizer: tokenizer, preprocessor: preprocessor,
+              device: device)))
       } else {
         NoDistillation()
       }
@@ -179,6 +185,10 @@ public final class Trainer {
     let features = try teacher.flatMap { teacher -> TeacherFeatureSource? in
       guard method.needsTeacher else { return nil }  // `none` loads one only to inherit from it
       return try TeacherFeatureSource(teacher: teacher, config: config, trainSet: trainSet, preprocessor: preprocessor)
+    }
+    // Each further teacher has its own cache (its weights are in the cache's fingerprint).
+    let otherFeatures = try otherTeachers.map {
+      try TeacherFeatureSource(teacher: $0, config: config, trainSet: trainSet, preprocessor: preprocessor)
     }
 
     // Resume.
@@ -296,6 +306,9 @@ public final class Trainer {
           teacher: method.needsTeacher
             ? try features?.features(for: batch, pixels: pixels, ids: ids, mask: mask, device: device).map(global) : nil,
           stage: stage, step: step)
+        distill.otherTeachers = try otherFeatures.map {
+          try $0.features(for: batch, pixels: pixels, ids: ids, mask: mask, device: device).map(global)
+        }
         distill.negativeIds = try batch.negativeTokens.map { try global($0.to(device)) }
         distill.negativeMask = try batch.negativeMask.map { try global($0.to(device)) }
         let result = try Torch.autocast(device, dtype: config.precision.autocastType) {
@@ -377,8 +390,10 @@ public final class Trainer {
       }
     }
     iterator.close()
-    if let cache = features?.cache {
-      say("teacher cache: \(cache.hits) hits, \(cache.misses) misses, \(cache.bytesOnDisk >> 20) MB on disk")
+    for (index, cache) in ([features?.cache] + otherFeatures.map(\.cache)).enumerated() {
+      guard let cache else { continue }
+      let which = index == 0 ? "teacher" : "extra_teachers[\(index - 1)]"
+      say("\(which) cache: \(cache.hits) hits, \(cache.misses) misses, \(cache.bytesOnDisk >> 20) MB on disk")
     }
 
     let skipped = loader.skipReport
@@ -420,6 +435,55 @@ public final class Trainer {
       trainSet, tokenizer: tokenizer, preprocessor: preprocessor, count: method.iva.probeImages, device: device)
     if probe == nil { say("iva: no training image has two captions; the relevance layer is the deepest patch tap (2)") }
     return probe
+  }
+
+  /// The teachers under `extra_teachers`, when the method distils from several; each must read
+  /// the same tokens and images as `teacher` (one loader feeds them all).
+  func loadOtherTeachers(primary: CLIPModel?) throws -> [CLIPModel] {
+    guard kind == .student, Methods.usesOtherTeachers(config.method), let primary else { return [] }
+    guard !config.extraTeachers.isEmpty else {
+      throw ConfigError(
+        "method '\(config.method.name)' distils from several teachers: list the others under extra_teachers (configs/multiteacher.yaml does, for the demo's second teacher)"
+      )
+    }
+    return try config.extraTeachers.enumerated().map { index, section in
+      let key = "extra_teachers[\(index)]"
+      guard let path = section.checkpoint else {
+        throw ConfigError(
+          "\(key).checkpoint: set the trained teacher's folder (train the demo's second one with `cmapkd train-teacher --config configs/demo.yaml --config configs/teacher-b.yaml`)"
+        )
+      }
+      let architecture = try RunSetup.modelConfig(section, key: key)
+      let (text, first) = (architecture.textConfig, primary.config.textConfig)
+      guard text.vocabSize == first.vocabSize, text.maxPositionEmbeddings == first.maxPositionEmbeddings else {
+        throw ConfigError(
+          "\(key): its text tower reads \(text.maxPositionEmbeddings) tokens of a \(text.vocabSize)-token vocabulary, `teacher`'s \(first.maxPositionEmbeddings) of \(first.vocabSize); every teacher must take the same tokens"
+        )
+      }
+      guard architecture.visionConfig.imageSize == primary.config.visionConfig.imageSize else {
+        throw ConfigError(
+          "\(key): its vision tower takes \(architecture.visionConfig.imageSize) px images, `teacher`'s \(primary.config.visionConfig.imageSize) px; every teacher must take the same images"
+        )
+      }
+      let model = try RunSetup.loadModel(architecture, from: path, key: "\(key).checkpoint")
+      model.eval()
+      try model.freeze()
+      return model
+    }
+  }
+
+  /// Every teacher's normalised embeddings of `multiteacher.sample_size` training pairs, for the
+  /// methods that standardise or route several teachers; nil for the others.
+  func teacherSample(
+    teachers: [CLIPModel], trainSet: any ImageTextDataset, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor,
+    device: Device
+  ) throws -> TeacherSample? {
+    guard teachers.count > 1 else { return nil }
+    let sample = try RunSetup.teacherSample(
+      teachers: teachers, dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor,
+      count: config.method.multiteacher.sampleSize, device: device)
+    say("\(config.method.name): \(teachers.count) teachers, statistics from \(sample.images[0].size(0)) training pairs")
+    return sample
   }
 
   func loadTeacher() throws -> CLIPModel? {

@@ -15,6 +15,14 @@ public enum Presets {
     vision: (width: 128, layers: 4, heads: 4, patch: 16, image: 48), text: (width: 128, layers: 4, heads: 4, context: 32),
     projection: 128)
 
+  /// A second teacher for the embedded benchmark, different in kind from `sceneTeacher`: 8 px
+  /// patches (a 6×6 grid, each object split over four patches) in a narrower, deeper vision
+  /// tower, a wider and shallower text tower and a narrower joint space (96), so that
+  /// multi-teacher distillation combines two views of the scenes in different spaces.
+  public static let sceneTeacherB = clip(
+    vision: (width: 96, layers: 5, heads: 4, patch: 8, image: 48), text: (width: 192, layers: 2, heads: 4, context: 32),
+    projection: 96)
+
   /// Student for the embedded benchmark: half the teacher's width, fewer layers.
   public static let sceneStudent = clip(
     vision: (width: 64, layers: 3, heads: 2, patch: 16, image: 48), text: (width: 64, layers: 3, heads: 2, context: 32),
@@ -43,7 +51,7 @@ public enum Presets {
 
   /// Every preset by name (for configs and the CLI).
   public static let all: [String: CLIPConfig] = [
-    "tiny": tiny, "scene-teacher": sceneTeacher, "scene-student": sceneStudent,
+    "tiny": tiny, "scene-teacher": sceneTeacher, "scene-teacher-b": sceneTeacherB, "scene-student": sceneStudent,
     "vit-b-32": vitB32, "vit-b-16": vitB16, "vit-s-16": vitS16, "vit-l-14": vitL14,
   ]
 

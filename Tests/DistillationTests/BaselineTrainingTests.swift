@@ -60,9 +60,23 @@ struct BaselineTrainingTests {
     config.dsmd.queueSize = 8
     // One batch and no held-out pairs: fixed uniform level weights (the selector has its own tests).
     config.cmapkd.selection = .uniform
-    let context = MethodContext(student: student.config, teacher: teacher)
+    var context = MethodContext(student: student.config, teacher: teacher)
+    // The multi-teacher methods get a second, narrower teacher and its features.
+    let second = Methods.multiTeacherNames.contains(name) ? try CLIPModel(Presets.tiny) : nil
+    if let second {
+      try second.freeze()
+      second.eval()
+      context.otherTeachers = [second]
+      context.teacherSample = try multiTeacherSample([teacher, second])
+    }
     let method = try Methods.make(config, context: context)
     var batch = try baselineDistillBatch(teacher: teacher, pyramid: context.pyramid)
+    if let second {
+      let (pixels, ids, mask) = try baselineBatch()
+      batch.otherTeachers = [
+        try TeacherFeatures.compute(teacher: second, pixels: pixels, ids: ids, attentionMask: mask, pyramid: context.pyramid)
+      ]
+    }
     if !method.needsTeacher { batch.teacher = nil }  // `none` must not touch the teacher
     // 1e-3: at 2e-3 the first AdamW step overshoots on some random teachers (kd rose 3.1 → 8.7 before recovering).
     let optimizer = try AdamW(student.parameters() + (method.head?.parameters() ?? []), learningRate: 1e-3)
@@ -90,6 +104,22 @@ struct BaselineTrainingTests {
     }
     #expect(losses.allSatisfy { $0.isFinite }, "\(name): \(losses)")
     #expect(losses.last! < 0.8 * losses.first!, "\(name): loss went \(losses.first!) → \(losses.last!) (\(losses))")
-    for (key, p) in teacher.namedParameters() { #expect(try p.grad == nil, "\(name): teacher \(key) got a gradient") }
+    for (key, p) in teacher.namedParameters() + (second?.namedParameters() ?? []) {
+      #expect(try p.grad == nil, "\(name): teacher \(key) got a gradient")
+    }
+  }
+}
+
+/// Every teacher's normalised embeddings of 16 random pairs (the multi-teacher methods fit
+/// PHI-S and the router's bank on them).
+func multiTeacherSample(_ teachers: [CLIPModel]) throws -> TeacherSample {
+  let pixels = try Tensor.randn([16, 3, 32, 32])
+  let ids = try Tensor.randint(400, 2000, [16, 8])
+  let mask = try Tensor.ones([16, 8], dtype: .int64)
+  return try Torch.noGrad {
+    TeacherSample(
+      images: try teachers.map { try $0.encodeImage(pixels, normalize: true) },
+      texts: try teachers.map { try $0.encodeText(ids, attentionMask: mask, normalize: true) },
+      logitScales: try teachers.map { try $0.logitScale.exp().item() })
   }
 }

@@ -24,6 +24,9 @@ public struct DistillBatch {
   /// The teacher's features for this batch (computed live or read from the cache); nil when
   /// the method needs no teacher.
   public var teacher: TeacherFeatures?
+  /// The features of the other teachers (`extra_teachers`, in order), for the methods that
+  /// distil from several (`multiteacher`, `router`); empty otherwise.
+  public var otherTeachers: [TeacherFeatures] = []
   /// Stage of the progressive schedule (methods other than CMAPKD ignore it).
   public var stage: Stage
   /// Global optimizer step (0-based).
@@ -135,12 +138,21 @@ public struct MethodContext {
   /// Training images with two captions each (`iva` chooses its relevance layer on them); nil
   /// when the method asks for none or the data has one caption per image.
   public var captionProbe: CaptionProbe?
+  /// The frozen teachers besides `teacher` (`extra_teachers`), for `multiteacher` and `router`.
+  public var otherTeachers: [CLIPModel]
+  /// Every teacher's embeddings of a sample of training pairs (PHI-S and the router's bank).
+  public var teacherSample: TeacherSample?
 
-  public init(student: CLIPConfig, teacher: CLIPModel, pyramid: PyramidConfig = PyramidConfig(), captionProbe: CaptionProbe? = nil) {
+  public init(
+    student: CLIPConfig, teacher: CLIPModel, pyramid: PyramidConfig = PyramidConfig(), captionProbe: CaptionProbe? = nil,
+    otherTeachers: [CLIPModel] = [], teacherSample: TeacherSample? = nil
+  ) {
     self.student = student
     self.teacher = teacher
     self.pyramid = pyramid
     self.captionProbe = captionProbe
+    self.otherTeachers = otherTeachers
+    self.teacherSample = teacherSample
   }
 }
 

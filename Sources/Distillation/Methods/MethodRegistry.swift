@@ -19,10 +19,12 @@ public struct MethodConfig: Codable, Equatable, Sendable {
   public var c2kd = C2KDConfig()
   public var dtokd = DTOKDConfig()
   public var iva = IVAConfig()
+  public var multiteacher = MultiTeacherConfig()
+  public var router = RouterConfig()
   public var cmapkd = CMAPKDConfig()
 
   enum CodingKeys: String, CodingKey {
-    case name, inherit, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd, dtokd, iva
+    case name, inherit, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd, promptkd, c2kd, dtokd, iva, multiteacher, router
   }
 
   public init(name: String = "cmapkd") { self.name = name }
@@ -41,6 +43,8 @@ public struct MethodConfig: Codable, Equatable, Sendable {
     c2kd = try c.decode(.c2kd, default: d.c2kd)
     dtokd = try c.decode(.dtokd, default: d.dtokd)
     iva = try c.decode(.iva, default: d.iva)
+    multiteacher = try c.decode(.multiteacher, default: d.multiteacher)
+    router = try c.decode(.router, default: d.router)
     cmapkd = try c.decode(.cmapkd, default: d.cmapkd)
   }
 }
@@ -48,7 +52,22 @@ public struct MethodConfig: Codable, Equatable, Sendable {
 /// Methods by name.
 public enum Methods {
   /// Every selectable method name, in the order reports list them.
-  public static let names = ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd", "iva"]
+  public static let names = [
+    "none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd", "iva", "multiteacher", "router",
+  ]
+
+  /// The methods that distil from several teachers (`extra_teachers` as well as `teacher`).
+  public static let multiTeacherNames: Set<String> = ["multiteacher", "router"]
+
+  /// The methods `make demo` and `cmapkd compare` run when none are named: every method that
+  /// needs one teacher only (the others need a second trained teacher, configs/multiteacher.yaml).
+  public static var singleTeacherNames: [String] { names.filter { !multiTeacherNames.contains($0) } }
+
+  /// Whether a method distils from the teachers under `extra_teachers` as well as `teacher`
+  /// (also as `dtokd`'s base).
+  public static func usesOtherTeachers(_ config: MethodConfig) -> Bool {
+    multiTeacherNames.contains(config.name) || (config.name == "dtokd" && multiTeacherNames.contains(config.dtokd.base))
+  }
 
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
@@ -63,6 +82,10 @@ public enum Methods {
     case "promptkd": return try PromptKDMethod(config: config.promptkd, context: context)
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
     case "iva": return try IVAMethod(config: config.iva, context: context)
+    case "multiteacher":
+      return try MultiTeacherMethod(name: "multiteacher", config: config.multiteacher, router: nil, context: context)
+    case "router":
+      return try MultiTeacherMethod(name: "router", config: config.multiteacher, router: config.router, context: context)
     default:
       throw MethodError("unknown method '\(config.name)'; choose one of: \(names.joined(separator: ", "))")
     }
