@@ -70,6 +70,7 @@ public enum ReportBuilder {
     "teacher": "Teacher", "none": "No distillation", "kd": "KD (Hinton)", "fitnet": "FitNet", "clipkd": "CLIP-KD",
     "tinyclip": "TinyCLIP",
     "dsmd": "DSMD", "promptkd": "PromptKD", "c2kd": "C2KD", "dtokd": "DTO-KD (on CMAPKD)", "cmapkd": "CMAPKD",
+    "iva": "IVA (token interaction)", "multiteacher": "Multi-teacher (2 teachers)", "router": "Router (2 teachers)",
   ]
 
   static func summary(_ run: String) throws -> (RunSummary, RunResults) {

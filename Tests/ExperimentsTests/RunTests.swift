@@ -115,6 +115,51 @@ import Torch
     #expect(try records("\(root)/straight") == records(killedRun), "every logged loss and evaluation identical, step by step")
   }
 
+  @Test func multiTeacherRunsResumeExactlyAndExportWithoutProjectors() throws {
+    let (root, config) = try prepared("multiteacher")
+    // A second tiny teacher (another seed), listed under extra_teachers in an overlay.
+    let second = try runCLI(["train-teacher", "--config", config, "--set", "run_dir=\(root)/teacher-b", "--set", "seed=1"])
+    #expect(second.status == 0, "\(second.stderr)")
+    try write("extra_teachers:\n  - preset: tiny\n    checkpoint: \(root)/teacher-b\n", to: "\(root)/extra.yaml")
+    // Without extra_teachers the method says what to set.
+    let alone = try runCLI(["distill", "--config", config, "--method", "multiteacher", "--set", "run_dir=\(root)/alone"])
+    #expect(alone.status != 0 && alone.stderr.contains("extra_teachers"), "\(alone.stderr)")
+
+    // The RL router: its policy, optimizer, baseline and last held-out loss survive a SIGKILL.
+    let common = [
+      "--config", config, "--config", "\(root)/extra.yaml", "--method", "router", "--set", "method.router.kind=rl",
+      "--set", "method.multiteacher.standardize=ema",
+    ]
+    let straight = try runCLI(["distill"] + common + ["--set", "run_dir=\(root)/straight"])
+    #expect(straight.status == 0, "\(straight.stderr)")
+    #expect(straight.stderr.contains("router: 2 teachers"), "\(straight.stderr)")
+    let killedRun = "\(root)/killed"
+    let killed = try runCLI(["distill"] + common + ["--set", "run_dir=\(killedRun)"]) {
+      FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000010/meta.json")
+    }
+    #expect(killed.reason == .uncaughtSignal && killed.status == SIGKILL, "the run finished before it could be killed")
+    let resumed = try runCLI(["distill"] + common + ["--set", "run_dir=\(killedRun)", "--resume", "latest"])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(try records("\(root)/straight") == records(killedRun), "every logged loss and evaluation identical, step by step")
+    #expect(try maxDifference("\(root)/straight", killedRun, groups: ["model", "head"]) == 0)
+    let logged = try MetricsLog.read("\(root)/straight/metrics.jsonl").last { $0.values["router/reward"] != nil }
+    #expect(logged != nil, "the RL router's reward is never logged")
+
+    // multiteacher (PHI-S, teacher dropping): the projectors train but are not exported.
+    let run = "\(root)/multiteacher"
+    let trained = try runCLI([
+      "distill", "--config", config, "--config", "\(root)/extra.yaml", "--method", "multiteacher", "--set", "run_dir=\(run)",
+      "--set", "train.steps=3",
+    ])
+    #expect(trained.status == 0, "\(trained.stderr)")
+    let checkpoint = try #require(RunCheckpoint.latest(in: "\(run)/checkpoints"))
+    #expect(try checkpoint.tensors("head").keys.contains { $0.hasPrefix("projectors.1.") })
+    let exported = try runCLI(["export", run, "--out", "\(root)/hf"])
+    #expect(exported.status == 0, "\(exported.stderr)")
+    let keys = try SafeTensors.load("\(root)/hf/model.safetensors").keys
+    #expect(!keys.isEmpty && !keys.contains { $0.contains("projector") || $0.hasPrefix("head.") })
+  }
+
   @Test func exportRoundTripGivesTheSameEmbeddingsAndTokens() throws {
     let (root, config) = try prepared("export")
     let run = "\(root)/cmapkd"
