@@ -347,8 +347,8 @@ extra_teachers:
 # The demo's second teacher, for the multi-teacher methods (multiteacher, router), layered on
 # configs/demo.yaml with the demo's data and teacher budget:
 #   cmapkd train-teacher --config configs/demo.yaml --config configs/teacher-b.yaml
-# It is different in kind from the first: 8 px patches (a 6×6 grid, every object over four
-# patches), a 96-wide joint space, a wider and shallower text tower (Presets.sceneTeacherB).
+# It is shaped unlike the first: vision 192 × 3 layers, text 96 × 6 layers, a 96-wide joint
+# space (Presets.sceneTeacherB).
 teacher:
   preset: scene-teacher-b
 run_dir: runs/demo/teacher-b
