@@ -171,6 +171,9 @@ public struct CMAPKDStep {
   public var total: Tensor
   /// The levels computed this step (active in the stage and not skipped).
   public var computed: (vision: Set<Level>, language: Set<Level>)
+  /// The student's side the losses were computed from (multi-teacher distillation on top of
+  /// CMAPKD reads its shared-space levels).
+  public var side: StudentSide? = nil
 }
 
 /// The student's towers on one batch: what every CMAPKD term starts from, and all the ALSN reads.
@@ -234,7 +237,9 @@ public struct CMAPKD {
   ) throws -> CMAPKDStep {
     let computed = try CMAPKD.levelsToCompute(weights: weights, active: active, threshold: config.skipThreshold)
     let side = try levels(student: student, head: head, towers: towers, teacher: teacher, computing: computed)
-    return try losses(side, teacher: teacher, weights: weights)
+    var result = try losses(side, teacher: teacher, weights: weights)
+    result.side = side
+    return result
   }
 
   /// The student's forward pass on one batch with every level: towers, pyramids at the

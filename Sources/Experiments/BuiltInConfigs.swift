@@ -291,6 +291,7 @@ method:
     drop_probability: 0.5   # per sample, each teacher but the largest-loss one is dropped with this probability
     ema_momentum: 0.99
     sample_size: 1024       # training pairs PHI-S (and the router's bank) is fitted on
+    base: none              # none | cmapkd (CMAPKD against the first teacher, plus every teacher's terms on its pyramid levels)
 """#,
     "configs/methods/none.yaml": #"""
 # No distillation: the student trains on its CLIP task loss only (see docs/baselines.md)

@@ -168,7 +168,7 @@ public struct DataSection: Codable, Equatable, Sendable {
 
 /// A model: a preset by name, or a config file; optionally weights to load.
 public struct ModelSection: Codable, Equatable, Sendable {
-  /// `tiny`, `scene-teacher`, `scene-student`, `vit-b-32`, `vit-b-16`, `vit-l-14`.
+  /// `tiny`, `scene-teacher`, `scene-teacher-b`, `scene-student`, `vit-b-32`, `vit-b-16`, `vit-s-16`, `vit-l-14`.
   public var preset: String?
   /// A Hugging Face `config.json` (overrides `preset`).
   public var config: String?

@@ -66,7 +66,8 @@ final class TeacherFeatureSource {
     let method = config.method
     let cmapkd = method.name == "cmapkd" || (method.name == "dtokd" && method.dtokd.base == "cmapkd")
     let rlRouter = (method.name == "router" || (method.name == "dtokd" && method.dtokd.base == "router")) && method.router.kind == .rl
-    guard cmapkd || rlRouter else {
+    let multiOnCMAPKD = Methods.multiTeacherNames.contains(method.name) && method.multiteacher.base == "cmapkd"
+    guard cmapkd || rlRouter || multiOnCMAPKD else {
       return nil
     }
     let val = try RunSetup.dataset(config.data, splits: config.data.valSplits)

@@ -123,6 +123,44 @@ struct MultiTeacherTests {
     #expect(result.metrics["multiteacher/teacher0_kept"] == 1 && result.metrics["multiteacher/teacher1_kept"] == 1)
   }
 
+  @Test("on CMAPKD: its terms plus each teacher's terms on the embeddings and on every computed level")
+  func onCMAPKD() throws {
+    var config = MethodConfig(name: "multiteacher")
+    config.multiteacher.base = "cmapkd"
+    config.multiteacher.dropProbability = 0
+    config.cmapkd.selection = .uniform
+    let (method, student, teachers, batch) = try setUp(config)
+    let base = try #require(method.base)
+    let result = try method.loss(student: student, batch: batch)
+    let names = result.loss.parts.map(\.0)
+    #expect(names.contains { $0.hasPrefix("cmapkd/intra_v") } && names.contains("distill/teachers"), "\(names)")
+    // The level term by hand: uniform weights (¼ per level, all four computed at the fine stage),
+    // each level's shared-space vectors through teacher t's projector and standardisation.
+    let (_, step) = try base.lossAndStep(student: student, batch: batch)
+    let side = try #require(step.side)
+    for t in 0..<2 {
+      let features = t == 0 ? batch.teacher! : batch.otherTeachers[0]
+      var modalities: [Tensor] = []
+      for (s, y) in [(side.shared.vision, features.sharedVision), (side.shared.language, features.sharedLanguage)] {
+        var sum = try Tensor.zeros([4])
+        for level in 0..<4 {
+          let prediction = try method.multiHead.levelProjectors[t](Functional.normalize(s[level]))
+          let target = try method.standardized(Functional.normalize(y[level]), teacher: t)
+          sum = try sum + MultiTeacherMethod.perSampleLoss(prediction, target) * 0.25
+        }
+        modalities.append(sum)
+      }
+      let expected = try ((modalities[0] + modalities[1]) * 0.5).toArray(Float.self)
+      let got = try method.levelLoss(step, teacher: features, index: t).toArray(Float.self)
+      for (a, b) in zip(got, expected) { #expect(abs(a - b) < 1e-5, "teacher \(t): \(got) vs \(expected)") }
+    }
+    try result.total.backward()
+    for (key, p) in student.namedParameters() + method.multiHead.namedParameters() where !key.hasPrefix("cmapkd.alsn.") {
+      #expect(try p.grad != nil, "\(key) got no gradient")
+    }
+    for teacher in teachers { for (key, p) in teacher.namedParameters() { #expect(try p.grad == nil, "teacher \(key)") } }
+  }
+
   @Test("router: the similarity router keeps exactly the teacher it routes each sample to")
   func similarityRouting() throws {
     var config = MethodConfig(name: "router")

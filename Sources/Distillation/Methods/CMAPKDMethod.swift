@@ -28,6 +28,11 @@ public final class CMAPKDMethod: DistillationMethod {
   }
 
   public func loss(student: CLIPModel, batch: DistillBatch) throws -> MethodStep {
+    try lossAndStep(student: student, batch: batch).result
+  }
+
+  /// The loss, and CMAPKD's step with the student's side (levels, shared-space vectors, weights).
+  public func lossAndStep(student: CLIPModel, batch: DistillBatch) throws -> (result: MethodStep, step: CMAPKDStep) {
     let teacher = try batch.requireTeacher(name)
     let config = method.config
     let towers = try method.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
@@ -50,7 +55,7 @@ public final class CMAPKDMethod: DistillationMethod {
       loss: step.loss, total: step.total, levelWeights: step.weights,
       metrics: try CMAPKDMethod.selectionMetrics(step).merging(selector?.metrics ?? [:]) { current, _ in current })
     result.embeddings = (towers.image, towers.caption)
-    return result
+    return (result, step)
   }
 
   /// What the ALSN chose this step: batch-mean weight of each level, mean row entropies, the

@@ -83,9 +83,11 @@ public enum Methods {
     case "cmapkd": return try CMAPKDMethod(config: config.cmapkd, context: context)
     case "iva": return try IVAMethod(config: config.iva, context: context)
     case "multiteacher":
-      return try MultiTeacherMethod(name: "multiteacher", config: config.multiteacher, router: nil, context: context)
+      return try MultiTeacherMethod(
+        name: "multiteacher", config: config.multiteacher, router: nil, cmapkd: config.cmapkd, context: context)
     case "router":
-      return try MultiTeacherMethod(name: "router", config: config.multiteacher, router: config.router, context: context)
+      return try MultiTeacherMethod(
+        name: "router", config: config.multiteacher, router: config.router, cmapkd: config.cmapkd, context: context)
     default:
       throw MethodError("unknown method '\(config.name)'; choose one of: \(names.joined(separator: ", "))")
     }

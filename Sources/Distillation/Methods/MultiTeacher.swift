@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Pyramid
 import Torch
 import TorchNN
 import TorchOptim
@@ -40,9 +41,14 @@ public struct MultiTeacherConfig: Codable, Equatable, Sendable {
   public var emaMomentum = 0.99
   /// Training pairs the PHI-S fit (and the router's bank) is computed on, before training.
   public var sampleSize = 1024
+  /// `none`: the per-teacher losses on the embeddings plus the task loss. `cmapkd`: CMAPKD's
+  /// whole loss against the first teacher (`method.cmapkd`), plus the per-teacher losses on the
+  /// embeddings and on every computed pyramid level's shared-space vector, each level weighted
+  /// per sample by CMAPKD's level weights.
+  public var base = "none"
 
   enum CodingKeys: String, CodingKey {
-    case standardize, projector, weight
+    case standardize, projector, weight, base
     case projectorHidden = "projector_hidden", taskWeight = "task_weight", dropProbability = "drop_probability"
     case emaMomentum = "ema_momentum", sampleSize = "sample_size"
   }
@@ -60,6 +66,7 @@ public struct MultiTeacherConfig: Codable, Equatable, Sendable {
     dropProbability = try c.decode(.dropProbability, default: d.dropProbability)
     emaMomentum = try c.decode(.emaMomentum, default: d.emaMomentum)
     sampleSize = try c.decode(.sampleSize, default: d.sampleSize)
+    base = try c.decode(.base, default: d.base)
   }
 
   func validate(_ method: String) throws {
@@ -72,6 +79,7 @@ public struct MultiTeacherConfig: Codable, Equatable, Sendable {
     guard (0..<1).contains(emaMomentum) else { throw MethodError("\(section).ema_momentum must be in [0, 1), got \(emaMomentum)") }
     guard projectorHidden >= 1 else { throw MethodError("\(section).projector_hidden must be positive") }
     guard sampleSize >= 2 else { throw MethodError("\(section).sample_size must be at least 2 (\(method) fits statistics on it)") }
+    guard ["none", "cmapkd"].contains(base) else { throw MethodError("\(section).base must be none or cmapkd, got '\(base)'") }
   }
 }
 
@@ -214,10 +222,18 @@ public final class TeacherProjector: Module, UnaryLayer {
 
 /// The student-side modules of `multiteacher` / `router`: one projector per teacher.
 public final class MultiTeacherHead: Module {
+  /// Per teacher: the student's deployed embedding → the teacher's width.
   public let projectors: [TeacherProjector]
+  /// Per teacher (`base: cmapkd`): a level's shared-space vector (the first teacher's joint width,
+  /// where CMAPKD's bridge puts the student's levels) → the teacher's width.
+  public let levelProjectors: [TeacherProjector]
+  /// CMAPKD's modules against the first teacher (`base: cmapkd`).
+  public let cmapkd: CMAPKDHead?
 
-  public init(projectors: [TeacherProjector]) {
+  public init(projectors: [TeacherProjector], levelProjectors: [TeacherProjector] = [], cmapkd: CMAPKDHead? = nil) {
     self.projectors = projectors
+    self.levelProjectors = levelProjectors
+    self.cmapkd = cmapkd
     super.init()
   }
 }
@@ -237,8 +253,10 @@ public final class MultiTeacherHead: Module {
 /// Plus the student's CLIP loss.
 public final class MultiTeacherMethod: DistillationMethod {
   public let name: String
-  public let teacherInputs: Set<TeacherInput> = [.embeddings]
+  public let teacherInputs: Set<TeacherInput>
   public let config: MultiTeacherConfig
+  /// CMAPKD against the first teacher (`base: cmapkd`); its head is `multiHead.cmapkd`.
+  public let base: CMAPKDMethod?
   public let router: RouterConfig?
   public let multiHead: MultiTeacherHead
   public var head: Module? { multiHead }
@@ -256,7 +274,9 @@ public final class MultiTeacherMethod: DistillationMethod {
   var pending: (step: Int, logProbabilities: Tensor, choice: Tensor)?
   var policyMetrics: [String: Double] = [:]
 
-  public init(name: String, config: MultiTeacherConfig, router: RouterConfig?, context: MethodContext) throws {
+  public init(
+    name: String, config: MultiTeacherConfig, router: RouterConfig?, cmapkd: CMAPKDConfig = CMAPKDConfig(), context: MethodContext
+  ) throws {
     try config.validate(name)
     let teachers = [context.teacher] + context.otherTeachers
     guard teachers.count >= 2 else {
@@ -269,12 +289,17 @@ public final class MultiTeacherMethod: DistillationMethod {
     self.router = router
     teacherCount = teachers.count
     let studentWidth = context.student.projectionDim
-    multiHead = MultiTeacherHead(
-      projectors: try teachers.map {
+    base = config.base == "cmapkd" ? try CMAPKDMethod(config: cmapkd, context: context) : nil
+    teacherInputs = Set<TeacherInput>([.embeddings]).union(base?.teacherInputs ?? [])
+    func projectors(from width: Int) throws -> [TeacherProjector] {
+      try teachers.map {
         try TeacherProjector(
-          kind: config.projector, studentWidth: studentWidth, teacherWidth: $0.config.projectionDim,
-          hidden: config.projectorHidden)
-      })
+          kind: config.projector, studentWidth: width, teacherWidth: $0.config.projectionDim, hidden: config.projectorHidden)
+      }
+    }
+    multiHead = MultiTeacherHead(
+      projectors: try projectors(from: studentWidth),
+      levelProjectors: base == nil ? [] : try projectors(from: context.teacher.config.projectionDim), cmapkd: base?.cmapkdHead)
     let needsSample = config.standardize == .phis || router?.kind == .similarity
     let sample = context.teacherSample
     if needsSample {
@@ -308,7 +333,7 @@ public final class MultiTeacherMethod: DistillationMethod {
   }
 
   /// Teacher t's standardised targets for normalised embeddings `x` [B, D_t].
-  func standardized(_ x: Tensor, teacher t: Int) throws -> Tensor {
+  public func standardized(_ x: Tensor, teacher t: Int) throws -> Tensor {
     switch config.standardize {
     case .phis: return try phis[t](x)
     case .ema: return try ema[t](x)
@@ -336,10 +361,24 @@ public final class MultiTeacherMethod: DistillationMethod {
     guard teachers.count == teacherCount else {
       throw MethodError("method '\(name)': the batch has \(teachers.count) teachers' features, the method was built for \(teacherCount)")
     }
-    let image = try student.encodeImage(batch.pixels)
-    let text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
+    let image: Tensor
+    let text: Tensor
     var parts = LossParts()
-    parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale) * config.taskWeight)
+    var metrics: [String: Double] = policyMetrics
+    var levels: CMAPKDStep?
+    if let base {
+      // CMAPKD against the first teacher, its task term included.
+      let (result, step) = try base.lossAndStep(student: student, batch: batch)
+      guard let embeddings = result.embeddings else { throw MethodError("\(name): CMAPKD gave no embeddings") }
+      (image, text) = embeddings
+      parts.merge(result.loss, prefix: "cmapkd")
+      metrics.merge(result.metrics) { current, _ in current }
+      levels = step
+    } else {
+      image = try student.encodeImage(batch.pixels)
+      text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
+      parts.add("task/clip", try Losses.clip(images: image, texts: text, logitScale: student.logitScale) * config.taskWeight)
+    }
     let (si, st) = (try Functional.normalize(image.to(.float32)), try Functional.normalize(text.to(.float32)))
     var perTeacher: [Tensor] = []
     for (t, features) in teachers.enumerated() {
@@ -348,13 +387,14 @@ public final class MultiTeacherMethod: DistillationMethod {
       let projector = multiHead.projectors[t]
       let li = try Self.perSampleLoss(projector(si), standardized(ti, teacher: t))
       let lt = try Self.perSampleLoss(projector(st), standardized(tt, teacher: t))
-      perTeacher.append(try (li + lt) * 0.5)
+      var loss = try (li + lt) * 0.5
+      if let levels { loss = try loss + levelLoss(levels, teacher: features, index: t) }
+      perTeacher.append(loss)
     }
     let losses = try Tensor.stack(perTeacher, dim: 1)  // [B, T]
     let mask = try keep(losses: losses, batch: batch, teachers: teachers)
     let kept = try (losses * mask).sum(dim: 1).mean()
     parts.add("distill/\(router == nil ? "teachers" : "routed")", try kept * config.weight)
-    var metrics: [String: Double] = policyMetrics
     let shares = try mask.mean(dim: 0).toArray(Float.self)
     let means = try losses.detach().mean(dim: 0).toArray(Float.self)
     for t in 0..<teacherCount {
@@ -364,6 +404,30 @@ public final class MultiTeacherMethod: DistillationMethod {
     var step = try MethodStep(loss: parts, method: name, metrics: metrics)
     step.embeddings = (image, text)
     return step
+  }
+
+  /// Teacher t's loss on the pyramid levels CMAPKD computed, per sample [B]: for each modality,
+  /// Σ_level w_b,level · ℓ(p_t(ŝ_level), std_t(t̂_level)) over the shared-space level vectors
+  /// (the teacher's own joint space, so the embeddings' projector and standardisation serve),
+  /// with CMAPKD's per-sample level weights w (rows sum to 1); then the mean of the modalities.
+  public func levelLoss(_ step: CMAPKDStep, teacher features: TeacherFeatures, index t: Int) throws -> Tensor {
+    guard let side = step.side else { throw MethodError("\(name): CMAPKD's step carries no student side") }
+    var modalities: [Tensor] = []
+    for (computed, student, target, weights) in [
+      (side.computed.vision, side.shared.vision, features.sharedVision, step.weights.vision),
+      (side.computed.language, side.shared.language, features.sharedLanguage, step.weights.language),
+    ] {
+      var sum: Tensor?
+      for level in Level.allCases where computed.contains(level) {
+        let s = try Functional.normalize(student[level.rawValue].to(.float32))
+        let y = try standardized(Functional.normalize(target[level.rawValue].to(.float32)), teacher: t)
+        let term = try Self.perSampleLoss(multiHead.levelProjectors[t](s), y) * weights.detach().to(.float32).select(dim: 1, index: level.rawValue)
+        sum = try sum.map { try $0 + term } ?? term
+      }
+      if let sum { modalities.append(sum) }
+    }
+    guard let first = modalities.first else { return try Tensor.zeros([side.image.size(0)], device: side.image.device) }
+    return try modalities.dropFirst().reduce(first) { try $0 + $1 } / Double(modalities.count)
   }
 
   /// The 0/1 mask [B, T] of the teacher losses that count.
@@ -394,6 +458,7 @@ public final class MultiTeacherMethod: DistillationMethod {
   }
 
   public func afterStep(student: CLIPModel, batch: DistillBatch, result: MethodStep, context: StepContext) throws {
+    try base?.afterStep(student: student, batch: batch, result: result, context: context)
     guard let router, router.kind == .rl, let policy, let policyOptimizer else { return }
     guard let heldOut = context.heldOut else {
       throw MethodError("method 'router' with kind rl learns from held-out pairs, but the runner gave no held-out batch")
@@ -425,7 +490,7 @@ public final class MultiTeacherMethod: DistillationMethod {
   }
 
   public func stateTensors() throws -> [String: Tensor] {
-    var out: [String: Tensor] = [:]
+    var out: [String: Tensor] = try base?.stateTensors() ?? [:]
     for (t, standardizer) in ema.enumerated() { out.merge(standardizer.state(prefix: "ema.\(t)")) { a, _ in a } }
     if let policy, let policyOptimizer {
       for (key, t) in policy.stateDict() { out["router.policy.\(key)"] = t }
@@ -440,6 +505,7 @@ public final class MultiTeacherMethod: DistillationMethod {
   }
 
   public func loadState(_ tensors: [String: Tensor]) throws {
+    try base?.loadState(tensors.filter { $0.key.hasPrefix("selector.") })
     for (t, standardizer) in ema.enumerated() { try standardizer.load(tensors, prefix: "ema.\(t)") }
     if let policy, let policyOptimizer {
       func group(_ prefix: String) -> [String: Tensor] {
