@@ -107,8 +107,17 @@ struct BaselineTests {
 struct BaselineConfigTests {
   @Test("Methods.names lists every method in report order; unknown names are a clear error")
   func registry() throws {
-    #expect(Methods.names == ["none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd", "iva"])
-    let context = MethodContext(student: baselineStudentConfig(), teacher: try CLIPModel(baselineTeacherConfig()))
+    #expect(
+      Methods.names == [
+        "none", "kd", "fitnet", "clipkd", "tinyclip", "dsmd", "promptkd", "c2kd", "cmapkd", "dtokd", "iva", "multiteacher", "router",
+      ])
+    // The demo and the comparison run the single-teacher ones unless told otherwise.
+    #expect(Methods.singleTeacherNames == Array(Methods.names.prefix(11)))
+    let teacher = try CLIPModel(baselineTeacherConfig())
+    let second = try CLIPModel(Presets.tiny)
+    let context = MethodContext(
+      student: baselineStudentConfig(), teacher: teacher, otherTeachers: [second],
+      teacherSample: try multiTeacherSample([teacher, second]))
     for name in Methods.names { #expect(try Methods.make(MethodConfig(name: name), context: context).name == name) }
     #expect {
       try Methods.make(MethodConfig(name: "hinton"), context: context)
