@@ -115,6 +115,11 @@ public enum DemoRunner {
   }
 
   /// What the teacher's weights depend on; a re-run with the same key reuses them.
+  /// Writes `teacher-key.json` into a trained teacher's folder (what `ensureTeacher` compares).
+  public static func recordTeacherKey(_ config: ExperimentConfig, in directory: String) throws {
+    try AtomicFile.write(try teacherKey(config), to: "\(directory)/teacher-key.json")
+  }
+
   public static func teacherKey(_ config: ExperimentConfig) throws -> String {
     typealias Key = TeacherKey
     var teacher = config.teacher

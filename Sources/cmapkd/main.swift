@@ -128,7 +128,12 @@ struct TrainTeacher: ParsableCommand {
     if config.runDir == nil { config.runDir = "\(config.outputDir)/teacher" }
     let group = try Launcher.groupFromEnvironment()
     let outcome = try Trainer(config: config, kind: .teacher, group: group).run(resume: resume.resume != nil)
-    if (group?.rank ?? 0) == 0 { Console.printOutcome(outcome) }
+    if (group?.rank ?? 0) == 0 {
+      // The settings it was trained with: `cmapkd demo` and `cmapkd compare` reuse a teacher in
+      // output_dir/teacher only when they match, and would otherwise train it again over it.
+      try DemoRunner.recordTeacherKey(config, in: outcome.directory)
+      Console.printOutcome(outcome)
+    }
   }
 }
 

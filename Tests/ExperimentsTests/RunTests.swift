@@ -115,6 +115,18 @@ import Torch
     #expect(try records("\(root)/straight") == records(killedRun), "every logged loss and evaluation identical, step by step")
   }
 
+  @Test func aTeacherFromTrainTeacherIsReusedByCompareAndDemo() throws {
+    // `cmapkd compare` and `cmapkd demo` reuse output_dir/teacher only when its recorded
+    // settings match; without the record they trained it again, over the user's teacher.
+    let (root, configPath) = try prepared("teacher-key")
+    #expect(FileManager.default.fileExists(atPath: "\(root)/teacher/teacher-key.json"))
+    let before = try String(contentsOfFile: "\(root)/teacher/results.json", encoding: .utf8)
+    let config = try ConfigLoader.load(ExperimentConfig.self, files: [configPath])
+    #expect(try DemoRunner.ensureTeacher(config) == "\(root)/teacher")
+    let after = try String(contentsOfFile: "\(root)/teacher/results.json", encoding: .utf8)
+    #expect(before == after, "the teacher was trained again")
+  }
+
   @Test func multiTeacherRunsResumeExactlyAndExportWithoutProjectors() throws {
     let (root, config) = try prepared("multiteacher")
     // A second tiny teacher (another seed), listed under extra_teachers in an overlay.
