@@ -89,7 +89,7 @@ let package = Package(
         "SafeFiles", .product(name: "Yams", package: "Yams"),
       ]),
     .executableTarget(
-      name: "cmapkd", dependencies: ["Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+      name: "cmapkd", dependencies: ["Experiments", "Distillation", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     .executableTarget(
       name: "DistillBench", dependencies: ["Torch", "TorchNN", "TorchOptim", "Models", "Pyramid", "Distillation"],
       path: "bench/DistillBench"),

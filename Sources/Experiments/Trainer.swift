@@ -441,7 +441,7 @@ public final class Trainer {
   /// the same tokens and images as `teacher` (one loader feeds them all).
   func loadOtherTeachers(primary: CLIPModel?) throws -> [CLIPModel] {
     guard kind == .student, Methods.usesOtherTeachers(config.method), let primary else { return [] }
-    guard !config.extraTeachers.isEmpty else {
+    guard !config.extraTeachers.isEmpty || !Methods.needsSecondTeacher(config.method) else {
       throw ConfigError(
         "method '\(config.method.name)' distils from several teachers: list the others under extra_teachers (configs/multiteacher.yaml does, for the demo's second teacher)"
       )
@@ -478,11 +478,11 @@ public final class Trainer {
     teachers: [CLIPModel], trainSet: any ImageTextDataset, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor,
     device: Device
   ) throws -> TeacherSample? {
-    guard teachers.count > 1 else { return nil }
+    guard Methods.usesOtherTeachers(config.method) else { return nil }
     let sample = try RunSetup.teacherSample(
       teachers: teachers, dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor,
       count: config.method.multiteacher.sampleSize, device: device)
-    say("\(config.method.name): \(teachers.count) teachers, statistics from \(sample.images[0].size(0)) training pairs")
+    say("\(config.method.name): \(teachers.count == 1 ? "1 teacher" : "\(teachers.count) teachers"), statistics from \(sample.images[0].size(0)) training pairs")
     return sample
   }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distillation
 import Experiments
 import Foundation
 
@@ -141,7 +142,8 @@ struct Distill: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Distill a student from a trained teacher with one method.",
     discussion: """
-      Methods: none, kd, fitnet, clipkd, tinyclip, dsmd, cmapkd (configs/methods/<name>.yaml holds each one's settings).
+      Methods: \(Methods.names.joined(separator: ", ")) (configs/methods/<name>.yaml holds each one's
+      settings; \(Methods.multiTeacherNames.sorted().joined(separator: " and ")) also need `extra_teachers`, see configs/multiteacher.yaml).
       The run goes to <output_dir>/<name> (<output_dir>/<method> when `name` is not set), or `run_dir`.
       Example:
         cmapkd distill --config configs/demo.yaml --method cmapkd --set teacher.checkpoint=runs/demo/teacher

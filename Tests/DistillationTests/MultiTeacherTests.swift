@@ -212,12 +212,27 @@ struct MultiTeacherTests {
     } throws: { "\($0)".contains("held-out") }
   }
 
-  @Test("one teacher is a clear error naming extra_teachers")
-  func needsTwoTeachers() throws {
+  @Test("one teacher: multiteacher is its own single-teacher control; a router is a clear error naming extra_teachers")
+  func oneTeacher() throws {
+    try Torch.manualSeed(11)
     let teacher = try CLIPModel(baselineTeacherConfig())
-    let context = MethodContext(student: baselineStudentConfig(), teacher: teacher)
-    #expect { try Methods.make(MethodConfig(name: "multiteacher"), context: context) } throws: {
+    try teacher.freeze()
+    teacher.eval()
+    let student = try CLIPModel(baselineStudentConfig())
+    let context = MethodContext(student: student.config, teacher: teacher, teacherSample: try multiTeacherSample([teacher]))
+    #expect { try Methods.make(MethodConfig(name: "router"), context: context) } throws: {
       "\($0)".contains("extra_teachers")
+    }
+    // Dropping at 0.5: the only teacher is every sample's largest-loss one, so it is never dropped.
+    let method = try #require(try Methods.make(MethodConfig(name: "multiteacher"), context: context) as? MultiTeacherMethod)
+    #expect(method.multiHead.projectors.count == 1)
+    let (pixels, ids, mask) = try baselineBatch()
+    let features = try TeacherFeatures.compute(teacher: teacher, pixels: pixels, ids: ids, attentionMask: mask, pyramid: context.pyramid)
+    let result = try method.loss(student: student, batch: DistillBatch(pixels: pixels, ids: ids, attentionMask: mask, teacher: features))
+    #expect(result.metrics["multiteacher/teacher0_kept"] == 1, "\(result.metrics)")
+    try result.total.backward()
+    for (key, p) in student.namedParameters() + method.multiHead.namedParameters() {
+      #expect(try p.grad != nil, "\(key) got no gradient")
     }
   }
 }

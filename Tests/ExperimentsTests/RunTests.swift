@@ -133,9 +133,14 @@ import Torch
     let second = try runCLI(["train-teacher", "--config", config, "--set", "run_dir=\(root)/teacher-b", "--set", "seed=1"])
     #expect(second.status == 0, "\(second.stderr)")
     try write("extra_teachers:\n  - preset: tiny\n    checkpoint: \(root)/teacher-b\n", to: "\(root)/extra.yaml")
-    // Without extra_teachers the method says what to set.
-    let alone = try runCLI(["distill", "--config", config, "--method", "multiteacher", "--set", "run_dir=\(root)/alone"])
+    // Without extra_teachers the router says what to set; multiteacher runs as its own
+    // single-teacher control (PHI-S fitted on the one teacher's sample).
+    let alone = try runCLI(["distill", "--config", config, "--method", "router", "--set", "run_dir=\(root)/alone"])
     #expect(alone.status != 0 && alone.stderr.contains("extra_teachers"), "\(alone.stderr)")
+    let control = try runCLI([
+      "distill", "--config", config, "--method", "multiteacher", "--set", "run_dir=\(root)/control", "--set", "train.steps=4",
+    ])
+    #expect(control.status == 0 && control.stderr.contains("multiteacher: 1 teacher,"), "\(control.stdout)\n\(control.stderr)")
 
     // The RL router: its policy, optimizer, baseline and last held-out loss survive a SIGKILL.
     let common = [

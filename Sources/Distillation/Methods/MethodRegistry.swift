@@ -69,6 +69,13 @@ public enum Methods {
     multiTeacherNames.contains(config.name) || (config.name == "dtokd" && multiTeacherNames.contains(config.dtokd.base))
   }
 
+  /// Whether a method cannot run on `teacher` alone: a router with one teacher has nothing to
+  /// choose, while `multiteacher` with no `extra_teachers` is its own single-teacher control
+  /// (the same standardisation, projector and loss on the first teacher only).
+  public static func needsSecondTeacher(_ config: MethodConfig) -> Bool {
+    config.name == "router" || (config.name == "dtokd" && config.dtokd.base == "router")
+  }
+
   public static func make(_ config: MethodConfig, context: MethodContext) throws -> any DistillationMethod {
     switch config.name {
     case "none": return NoDistillation()

@@ -279,9 +279,10 @@ public final class MultiTeacherMethod: DistillationMethod {
   ) throws {
     try config.validate(name)
     let teachers = [context.teacher] + context.otherTeachers
-    guard teachers.count >= 2 else {
+    // One teacher is allowed for `multiteacher`: the single-teacher control of the same loss.
+    guard teachers.count >= 2 || router == nil else {
       throw MethodError(
-        "method '\(name)' distils from several teachers, but only `teacher` is set: list the others under extra_teachers (e.g. configs/multiteacher.yaml)"
+        "method '\(name)' chooses among several teachers, but only `teacher` is set: list the others under extra_teachers (e.g. configs/multiteacher.yaml)"
       )
     }
     self.name = name
