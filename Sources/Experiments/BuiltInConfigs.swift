@@ -286,7 +286,7 @@ method:
     standardize: phis       # phis | ema | none
     projector: mlp          # mlp | block (one transformer block on the vector)
     projector_hidden: 256
-    weight: 1.0             # λ of the summed per-teacher losses
+    weight: 50.0            # λ of the summed per-teacher losses (chosen on validation; docs/baselines.md)
     task_weight: 1.0
     drop_probability: 0.5   # per sample, each teacher but the largest-loss one is dropped with this probability
     ema_momentum: 0.99
