@@ -256,6 +256,12 @@ struct ComparisonReport {
     return text
   }
 
+  /// A method's display name, from its first run's saved config (how many teachers, which variant).
+  func label(_ name: String, _ runs: [Comparison.Finished]) -> String {
+    guard let run = runs.first else { return ReportBuilder.labels[name] ?? name }
+    return ReportBuilder.label(method: name, config: "\(run.directory)/config.yaml")
+  }
+
   func methodSection(plotDir: String) -> [String] {
     var md = ["## Methods", ""]
     md.append(
@@ -266,7 +272,7 @@ struct ComparisonReport {
       let change = Self.lastFifthChange(runs).map { String(format: "%+.1f", 100 * $0) } ?? "–"
       let time = MeanStd(runs.map(\.results.wallTimeSeconds))?.formatted(scale: 1, decimals: 0) ?? "–"
       md.append(
-        "| \(ReportBuilder.labels[name] ?? name) | \(runs.count) | \(Self.cell(runs, MetricKey.meanRecall)) | \(Self.cell(runs, MetricKey.i2tR1)) | "
+        "| \(label(name, runs)) | \(runs.count) | \(Self.cell(runs, MetricKey.meanRecall)) | \(Self.cell(runs, MetricKey.i2tR1)) | "
           + "\(Self.cell(runs, MetricKey.t2iR1)) | \(Self.cell(runs, MetricKey.zeroShotTop1)) | \(Self.cell(runs, MetricKey.hardNegativeAccuracy)) | "
           + "\(efficacy) | \(change) | \(time) s |")
     }
@@ -285,7 +291,7 @@ struct ComparisonReport {
       let (ma, mb) = (MeanStd(a)!, MeanStd(b)!)
       let delta = 100 * (ma.mean - mb.mean)
       let sigma = 100 * max(ma.std ?? 0, mb.std ?? 0)
-      md.append("### CMAPKD against the best baseline (\(ReportBuilder.labels[best.0] ?? best.0))")
+      md.append("### CMAPKD against the best baseline (\(label(best.0, best.1)))")
       md.append("")
       var line = String(format: "Mean recall %.2f vs %.2f: Δ = %+.2f points", 100 * ma.mean, 100 * mb.mean, delta)
       if sigma > 0 { line += String(format: ", %.1fσ (σ = the larger seed std, %.2f)", delta / sigma, sigma) }
@@ -337,7 +343,7 @@ struct ComparisonReport {
     let series = (methods + ablations.filter { $0.0 != "full" }.map { ("ablation: \($0.0)", $0.1) }).compactMap {
       name, runs -> ChartSeries? in
       let points = meanCurve(runs)
-      return points.isEmpty ? nil : ChartSeries(name: ReportBuilder.labels[name] ?? name, points: points, dashed: name.hasPrefix("ablation"))
+      return points.isEmpty ? nil : ChartSeries(name: label(name, runs), points: points, dashed: name.hasPrefix("ablation"))
     }
     if !series.isEmpty {
       try LineChart(title: "Validation mean recall during training (mean over seeds)", yLabel: "mean recall (%)", series: series)

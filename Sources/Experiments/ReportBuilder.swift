@@ -1,3 +1,4 @@
+import Distillation
 import Evaluation
 import Foundation
 import Reports
@@ -70,8 +71,23 @@ public enum ReportBuilder {
     "teacher": "Teacher", "none": "No distillation", "kd": "KD (Hinton)", "fitnet": "FitNet", "clipkd": "CLIP-KD",
     "tinyclip": "TinyCLIP",
     "dsmd": "DSMD", "promptkd": "PromptKD", "c2kd": "C2KD", "dtokd": "DTO-KD (on CMAPKD)", "cmapkd": "CMAPKD",
-    "iva": "IVA (token interaction)", "multiteacher": "Multi-teacher (2 teachers)", "router": "Router (2 teachers)",
+    "iva": "IVA (token interaction)", "multiteacher": "Multi-teacher", "router": "Router",
   ]
+
+  /// The display name of a run: the method's label, and for the multi-teacher methods how many
+  /// teachers and which variant, read from the run's saved config (a single-teacher
+  /// `multiteacher` control must not read as a two-teacher run).
+  public static func label(method: String, config path: String) -> String {
+    let base = labels[method] ?? method
+    guard Methods.multiTeacherNames.contains(method),
+      let config = try? ConfigLoader.load(ExperimentConfig.self, files: [path])
+    else { return base }
+    let count = 1 + config.extraTeachers.count
+    var details = [count == 1 ? "1 teacher" : "\(count) teachers"]
+    if method == "router" { details.append(config.method.router.kind == .rl ? "RL" : "similarity") }
+    if config.method.multiteacher.base == "cmapkd" { details.append("on CMAPKD") }
+    return "\(base) (\(details.joined(separator: ", ")))"
+  }
 
   static func summary(_ run: String) throws -> (RunSummary, RunResults) {
     let path = "\(run)/results.json"
@@ -80,7 +96,7 @@ public enum ReportBuilder {
     }
     let results = try JSONCoding.decode(RunResults.self, file: path)
     let summary = RunSummary(
-      name: labels[results.kind == "teacher" ? "teacher" : results.method] ?? results.method,
+      name: results.kind == "teacher" ? labels["teacher"]! : label(method: results.method, config: "\(run)/config.yaml"),
       method: results.kind == "teacher" ? "teacher" : results.method, seed: results.seed, isTeacher: results.kind == "teacher",
       config: "\(run)/config.yaml", variant: results.variant, metrics: results.metrics, parameters: results.parameters,
       flopsPerImage: results.flopsPerImage, imagesPerSecond: results.imagesPerSecond, steps: results.steps,

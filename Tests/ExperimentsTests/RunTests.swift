@@ -141,6 +141,8 @@ import Torch
       "distill", "--config", config, "--method", "multiteacher", "--set", "run_dir=\(root)/control", "--set", "train.steps=4",
     ])
     #expect(control.status == 0 && control.stderr.contains("multiteacher: 1 teacher,"), "\(control.stdout)\n\(control.stderr)")
+    // Reports name it from its saved config, so the control does not read as a two-teacher run.
+    #expect(ReportBuilder.label(method: "multiteacher", config: "\(root)/control/config.yaml") == "Multi-teacher (1 teacher)")
 
     // The RL router: its policy, optimizer, baseline and last held-out loss survive a SIGKILL.
     let common = [
@@ -150,6 +152,7 @@ import Torch
     let straight = try runCLI(["distill"] + common + ["--set", "run_dir=\(root)/straight"])
     #expect(straight.status == 0, "\(straight.stderr)")
     #expect(straight.stderr.contains("router: 2 teachers"), "\(straight.stderr)")
+    #expect(ReportBuilder.label(method: "router", config: "\(root)/straight/config.yaml") == "Router (2 teachers, RL)")
     let killedRun = "\(root)/killed"
     let killed = try runCLI(["distill"] + common + ["--set", "run_dir=\(killedRun)"]) {
       FileManager.default.fileExists(atPath: "\(killedRun)/checkpoints/step-0000010/meta.json")
