@@ -4,8 +4,13 @@
 The step: the frozen teacher's features computed live (no gradient), the student's forward
 pass, the vision pyramid P2-P5 and language hierarchy L1-L4 of both (parameter-free
 extraction, the student's resampled to the teacher's resolutions), the student's adapters and
-cross-modal bridge, the ALSN's level weights (`gating` selection, detached), the eight
-lambda-weighted losses (SPEC section 5 plus the deployed-embedding FD), backward, and one AdamW step over student + head.
+the ALSN's level weights (`gating` selection, detached), CMAPKD's default lambda-weighted
+losses (intra-modal per level, alignment and relation on the deployed embeddings, the
+unified-space embedding term, the task loss; the shared-space pyramid alignment and layer
+relation are off by default, and without them there are no bridges), backward, and one AdamW
+step over student + head. The unified term's PHI-S standardisation is fitted once by the Swift
+worker on the teacher's embeddings of the batch (phis.safetensors), before any timed step, and
+used by both sides.
 
 PyTorch side: transformers.CLIPModel for both towers, hand-written modules for the head with
 the Swift key names, and the method's definitions (docs/method.md; the losses as in
@@ -38,7 +43,10 @@ from transformers import CLIPConfig, CLIPModel
 
 LEVELS = range(4)
 TAU = 0.07
-LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.5, relation=0.3, layer_relation=0.3, task=1.0, embedding=2000.0)
+# CMAPKDConfig()'s defaults (Sources/Distillation/CMAPKD.swift); `embedding` is the unified-space loss.
+LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.0, relation=0.3, layer_relation=0.0, task=1.0, embedding=200.0)
+BRIDGES = LAMBDAS["pyramid"] != 0 or LAMBDAS["layer_relation"] != 0
+PROJECTOR_HIDDEN = 256
 PHRASE_WINDOW = 3
 
 
@@ -91,6 +99,15 @@ class BridgeProjector(nn.Module):
         return self.proj(self.norm(x))
 
 
+class MLP(nn.Module):
+    def __init__(self, din, hidden, dout):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(din, hidden), nn.Linear(hidden, dout)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
 class ALSN(nn.Module):
     def __init__(self, width):
         super().__init__()
@@ -113,10 +130,29 @@ class Head(nn.Module):
         self.pyramid = StudentPyramid(s.vision_config.hidden_size, s.text_config.hidden_size,
                                       t.vision_config.hidden_size, t.text_config.hidden_size)
         tv, tt = teacher.vision_model, teacher.text_model
-        self.bridge = nn.Module()
-        self.bridge.v2l = nn.ModuleList(BridgeProjector(tv.post_layernorm, teacher.visual_projection) for _ in LEVELS)
-        self.bridge.l2v = nn.ModuleList(BridgeProjector(tt.final_layer_norm, teacher.text_projection) for _ in LEVELS)
+        if BRIDGES:
+            self.bridge = nn.Module()
+            self.bridge.v2l = nn.ModuleList(BridgeProjector(tv.post_layernorm, teacher.visual_projection) for _ in LEVELS)
+            self.bridge.l2v = nn.ModuleList(BridgeProjector(tt.final_layer_norm, teacher.text_projection) for _ in LEVELS)
         self.alsn = ALSN(s.projection_dim)
+        # The unified embedding term's projector (Swift's TeacherProjector, kind mlp).
+        self.embedding_projector = nn.Module()
+        self.embedding_projector.mlp = MLP(s.projection_dim, PROJECTOR_HIDDEN, t.projection_dim)
+
+
+def load_standardizer(folder, device="cpu"):
+    """The PHI-S map the Swift worker fitted (mean, rotation, scale): y = R (x − μ) / φ."""
+    from safetensors.torch import load_file
+    f = load_file(os.path.join(folder, "phis.safetensors"))
+    mean, rotation, scale = f["mean"].double().to(device), f["rotation"].double().to(device), f["scale"].double().item()
+    return lambda x: ((x.double() - mean) @ rotation.T / scale).to(x.dtype)
+
+
+def unified_loss(prediction, target):
+    """Per sample 0.5·(1 − cos) + 0.5·mean_d smoothL1 (β 1), as MultiTeacherMethod.perSampleLoss."""
+    cosine_similarity = F.cosine_similarity(prediction, target, dim=1)
+    smooth = F.smooth_l1_loss(prediction, target, reduction="none").mean(1)
+    return 0.5 * (1 - cosine_similarity) + 0.5 * smooth
 
 
 # --- Pyramid extraction (docs/method.md): quarter-depth taps, parameter-free levels.
@@ -212,6 +248,7 @@ class Step:
         student.train()
         head.train()
         head.alsn.eval()
+        self.standardizer = None  # load_standardizer(...), once the Swift worker has fitted it
         # torch.optim.AdamW's default on CPU is the single-tensor implementation, as ours.
         self.optimizer = torch.optim.AdamW(list(student.parameters()) + list(head.parameters()), lr=1e-4, weight_decay=0.01)
 
@@ -242,8 +279,9 @@ class Step:
         p = head.pyramid
         sv = [p.p2(raw_v[0]), p.p3(raw_v[1]), p.p4(raw_v[2]), p.p5(raw_v[3])]
         sl = [p.l1(raw_l[0]) * masks[0].unsqueeze(2), p.l2(raw_l[1]) * masks[1].unsqueeze(2), p.l3(raw_l[2]), p.l4(raw_l[3])]
-        shared_v = [head.bridge.v2l[i](level_vector(sv[i])) for i in LEVELS]
-        shared_l = [head.bridge.l2v[i](level_vector(sl[i], masks[i] if i < 2 else None)) for i in LEVELS]
+        if BRIDGES:
+            shared_v = [head.bridge.v2l[i](level_vector(sv[i])) for i in LEVELS]
+            shared_l = [head.bridge.l2v[i](level_vector(sl[i], masks[i] if i < 2 else None)) for i in LEVELS]
         wv, wl, wc = (w.detach() for w in head.alsn(image, caption))
         wc = wc.view(-1, 4, 4)
 
@@ -260,21 +298,24 @@ class Step:
         # The global terms act on the deployed embeddings (SPEC section 5).
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(image, tf["caption"]))
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(tf["image"], caption))
-        # CLIP-KD's feature distillation of the deployed embeddings (same joint width here).
-        terms.append(LAMBDAS["embedding"] * (F.mse_loss(F.normalize(image, dim=-1), F.normalize(tf["image"], dim=-1))
-                                             + F.mse_loss(F.normalize(caption, dim=-1), F.normalize(tf["caption"], dim=-1))))
-        # Every (i, j) pair at once, as Losses.pyramidAlignment: [4, 4, B, B] similarities.
-        def pairs(v, l):
-            v, l = F.normalize(torch.stack(v), dim=-1), F.normalize(torch.stack(l), dim=-1)
-            return v.unsqueeze(1) @ l.transpose(1, 2).unsqueeze(0) / TAU
-        st, tt = pairs(shared_v, shared_l), pairs(tf["shared_v"], tf["shared_l"])
-        kl = (row_kl(tt, st, 3) + row_kl(tt, st, 2)) * 0.5  # [4, 4, B]
-        per_pair = (kl * wc.permute(1, 2, 0)).mean(2)
-        terms.extend(LAMBDAS["pyramid"] * per_pair.flatten())
+        # The unified-space loss on the deployed embeddings (CMAPKD.unifiedEmbedding).
+        phis, project = self.standardizer, head.embedding_projector.mlp
+        per_sample = [unified_loss(project(F.normalize(s_emb, dim=-1)).float(), phis(F.normalize(t_emb.float(), dim=-1)))
+                      for s_emb, t_emb in ((image, tf["image"]), (caption, tf["caption"]))]
+        terms.append(LAMBDAS["embedding"] * (0.5 * (per_sample[0] + per_sample[1])).mean())
+        if BRIDGES:
+            # Every (i, j) pair at once, as Losses.pyramidAlignment: [4, 4, B, B] similarities.
+            def pairs(v, l):
+                v, l = F.normalize(torch.stack(v), dim=-1), F.normalize(torch.stack(l), dim=-1)
+                return v.unsqueeze(1) @ l.transpose(1, 2).unsqueeze(0) / TAU
+            st, tt = pairs(shared_v, shared_l), pairs(tf["shared_v"], tf["shared_l"])
+            kl = (row_kl(tt, st, 3) + row_kl(tt, st, 2)) * 0.5  # [4, 4, B]
+            per_pair = (kl * wc.permute(1, 2, 0)).mean(2)
+            terms.extend(LAMBDAS["pyramid"] * per_pair.flatten())
+            for a, b in ((shared_v, tf["shared_v"]), (shared_l, tf["shared_l"])):
+                terms.append(LAMBDAS["layer_relation"] * (level_correlation(a) - level_correlation(b)).square().mean() / 2)
         for a, b in ((image, tf["image"]), (caption, tf["caption"])):
             terms.append(LAMBDAS["relation"] * (cosine(a, a) - cosine(b, b)).square().mean() / 2)
-        for a, b in ((shared_v, tf["shared_v"]), (shared_l, tf["shared_l"])):
-            terms.append(LAMBDAS["layer_relation"] * (level_correlation(a) - level_correlation(b)).square().mean() / 2)
         logits = s.logit_scale.exp() * cosine(image, caption)
         labels = torch.arange(logits.shape[0], device=logits.device)
         terms.append(LAMBDAS["task"] * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2)
@@ -327,8 +368,10 @@ def main():
         save_file({"pixels": pixels, "ids": ids, "mask": mask}, os.path.join(tmp, "batch.safetensors"))
         worker = SwiftWorker([args.swift_binary, "worker", "--weights", tmp, "--threads", str(args.threads)])
         print(f"swift worker: {worker.ready}")
+        standardizer = load_standardizer(tmp)
 
     step = Step(student, teacher, head, args.threads)
+    step.standardizer = standardizer
 
     def torch_steps(n):
         times, loss = [], None

@@ -9,15 +9,19 @@ public struct LossWeights: Codable, Equatable, Sendable {
   public var intraVision = 1.0
   public var intraLanguage = 1.0
   public var align = 0.5
-  public var pyramid = 0.5
+  /// The shared-space terms, pyramid alignment (0.5 until session 11) and layer relation (0.3),
+  /// are off by default: together they cost most of CMAPKD's extra step time (the bridges, their
+  /// losses and backward) and moved test recall by ≤ 0.1 in the 3-seed ablations; on the
+  /// validation split at seed 0 switching them off changed final mean recall by −0.1 (FD) and
+  /// they are an ablation (`bridge_terms`) now. The bridges are not computed while both are 0.
+  public var pyramid = 0.0
   public var relation = 0.3
-  public var layerRelation = 0.3
+  public var layerRelation = 0.0
   public var task = 1.0
-  /// Feature distillation of the deployed embeddings, MSE(ŝ, t̂) of the L2-normalised image and
-  /// text embeddings (CLIP-KD's FD at its weight, 2000). Chosen on the validation split from
-  /// 0, 500, 2000 and 8000 (docs/results.md); a student whose joint width differs from the
-  /// teacher's is compared through `CMAPKDHead`'s projections.
-  public var embedding = 2000.0
+  /// The embedding term's weight (`CMAPKDConfig.embeddingLoss` says which loss): 200 for the
+  /// `unified` loss, chosen on the validation split at seed 0 from 50, 200 and 800 (final
+  /// validation mean recall 65.2, 65.6, 64.2; docs/method.md); CLIP-KD's FD takes 2000.
+  public var embedding = 200.0
 
   enum CodingKeys: String, CodingKey {
     case intraVision = "intra_vision", intraLanguage = "intra_language", align, pyramid, relation
@@ -40,6 +44,18 @@ public struct LossWeights: Codable, Equatable, Sendable {
   }
 }
 
+/// How the `embedding` term compares the student's deployed embeddings with the teacher's.
+public enum EmbeddingLoss: String, Codable, Sendable, CaseIterable {
+  /// CLIP-KD's feature distillation: MSE of the L2-normalised embeddings (a linear map to the
+  /// teacher's width when they differ). Its λ is of the order of 2000.
+  case fd
+  /// The unified-space loss of `multiteacher` on the one teacher: the teacher's normalised
+  /// embeddings standardised by PHI-S (fitted on `method.multiteacher.sample_size` training
+  /// pairs before training), the student's through an MLP projector, and per sample
+  /// 0.5 · (1 − cos) + 0.5 · smooth-L1. Its λ is of the order of 50.
+  case unified
+}
+
 /// CMAPKD's settings.
 public struct CMAPKDConfig: Codable, Equatable, Sendable {
   public var pyramid = PyramidConfig()
@@ -54,7 +70,14 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   public var selectorLearningRate = 1e-3
   /// The selector learns every K optimizer steps (K ≥ 1): each update costs extra passes
   /// over the student (see `SelectorTrainer`).
-  public var selectorInterval = 10
+  public var selectorInterval = 20
+  /// S: the `gating` update takes its look-ahead credits on the first S samples of the step's
+  /// batch (0: all of them). Its cost grows with S and H (`make bench-distill`): at the demo's
+  /// sizes 215 ms at S = H = 64, 109 ms at S = H = 32.
+  public var selectorSamples = 32
+  /// H: the held-out pairs of L_h in a `gating` update (the first H of the runner's held-out
+  /// batch; 0: all of them). Data-parallel runs use both batches whole.
+  public var selectorHeldOut = 32
   /// β, the weight of the entropy bonus in the `gating` selector's loss. With credits
   /// normalized to Σ|ĉ| = 1 the selector's optimum is w ∝ exp(ĉ / β), so β bounds how far
   /// the weights can collapse (`SelectorTrainer.entropyFloor`).
@@ -71,6 +94,9 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   /// of that modality in every term (intra, pyramid alignment, layer relation).
   public var visionPyramid = true
   public var languageHierarchy = true
+  /// The `embedding` term's loss (`EmbeddingLoss`): `unified` since session 11, chosen on the
+  /// validation split over `fd` (docs/method.md).
+  public var embeddingLoss = EmbeddingLoss.unified
   /// Momentum of the `policy` reward baseline (an exponential moving average).
   public var policyBaselineMomentum = 0.9
 
@@ -78,9 +104,10 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     case pyramid, lambdas, temperature, selection
     case manualVision = "manual_vision", manualLanguage = "manual_language", manualCoupling = "manual_coupling"
     case selectorLearningRate = "selector_learning_rate", selectorInterval = "selector_interval"
+    case selectorSamples = "selector_samples", selectorHeldOut = "selector_heldout"
     case selectorEntropyWeight = "selector_entropy_weight", policySigma = "policy_sigma", policyCostWeight = "policy_cost_weight"
     case policyBaselineMomentum = "policy_baseline_momentum", skipThreshold = "skip_threshold"
-    case visionPyramid = "vision_pyramid", languageHierarchy = "language_hierarchy"
+    case visionPyramid = "vision_pyramid", languageHierarchy = "language_hierarchy", embeddingLoss = "embedding_loss"
   }
 
   public init(
@@ -105,6 +132,8 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     manualCoupling = try c.decodeIfPresent([Double].self, forKey: .manualCoupling)
     selectorLearningRate = try c.decode(.selectorLearningRate, default: d.selectorLearningRate)
     selectorInterval = try c.decode(.selectorInterval, default: d.selectorInterval)
+    selectorSamples = try c.decode(.selectorSamples, default: d.selectorSamples)
+    selectorHeldOut = try c.decode(.selectorHeldOut, default: d.selectorHeldOut)
     selectorEntropyWeight = try c.decode(.selectorEntropyWeight, default: d.selectorEntropyWeight)
     policySigma = try c.decode(.policySigma, default: d.policySigma)
     policyCostWeight = try c.decode(.policyCostWeight, default: d.policyCostWeight)
@@ -112,6 +141,7 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     skipThreshold = try c.decode(.skipThreshold, default: d.skipThreshold)
     visionPyramid = try c.decode(.visionPyramid, default: d.visionPyramid)
     languageHierarchy = try c.decode(.languageHierarchy, default: d.languageHierarchy)
+    embeddingLoss = try c.decode(.embeddingLoss, default: d.embeddingLoss)
   }
 
   /// The levels of each modality a stage trains, after the per-modality ablation switches.
@@ -125,6 +155,8 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     func check(_ ok: Bool, _ message: String) throws { if !ok { throw PyramidError("cmapkd: \(message)") } }
     try check(selectorLearningRate >= 0, "selector_learning_rate must be ≥ 0, got \(selectorLearningRate)")
     try check(selectorInterval >= 1, "selector_interval must be ≥ 1 (learn every K steps), got \(selectorInterval)")
+    try check(selectorSamples >= 0, "selector_samples must be ≥ 0 (0: the whole batch), got \(selectorSamples)")
+    try check(selectorHeldOut >= 0, "selector_heldout must be ≥ 0 (0: the whole held-out batch), got \(selectorHeldOut)")
     try check(selectorEntropyWeight >= 0, "selector_entropy_weight must be ≥ 0, got \(selectorEntropyWeight)")
     try check(policySigma > 0, "policy_sigma must be > 0, got \(policySigma)")
     try check(policyCostWeight >= 0, "policy_cost_weight must be ≥ 0, got \(policyCostWeight)")
@@ -138,29 +170,48 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
 /// Dropped at inference: the distilled student is the plain `CLIPModel`.
 public final class CMAPKDHead: Module {
   public let pyramid: StudentPyramid
-  public let bridge: CrossModalBridge
+  /// The student's bridges into the shared space; nil when no term reads the shared space
+  /// (pyramid alignment and layer relation off, the default): no parameters that never learn.
+  public let bridge: CrossModalBridge?
   public let alsn: ALSN
   /// The student's deployed embeddings [B, P_s] → the teacher's joint width [B, P_t], for the
-  /// `embedding` term; nil when P_s = P_t (compared directly, as CLIP-KD does).
+  /// `fd` embedding term; nil when P_s = P_t (compared directly, as CLIP-KD does) or for `unified`.
   public let imageProjection: Linear?
   public let textProjection: Linear?
+  /// The `unified` embedding term's projector (both modalities, as `multiteacher` has it).
+  public let embeddingProjector: TeacherProjector?
 
-  public init(student: CLIPConfig, teacher: CLIPModel) throws {
+  /// - Parameters:
+  ///   - embeddingLoss: which `embedding` term the head serves (its projections differ).
+  ///   - bridges: whether to build the shared-space bridges (`CMAPKD.needsShared`).
+  public init(
+    student: CLIPConfig, teacher: CLIPModel, embeddingLoss: EmbeddingLoss = CMAPKDConfig().embeddingLoss, bridges: Bool = true
+  ) throws {
     let t = teacher.config
     pyramid = try StudentPyramid(
       studentWidths: (student.visionConfig.hiddenSize, student.textConfig.hiddenSize),
       teacherWidths: (t.visionConfig.hiddenSize, t.textConfig.hiddenSize))
-    bridge = try CrossModalBridge(teacher: TeacherBridge(teacher))
+    bridge = bridges ? try CrossModalBridge(teacher: TeacherBridge(teacher)) : nil
     alsn = try ALSN(featureWidth: student.projectionDim)
-    let differ = student.projectionDim != t.projectionDim
+    let differ = student.projectionDim != t.projectionDim && embeddingLoss == .fd
     imageProjection = differ ? try Linear(student.projectionDim, t.projectionDim) : nil
     textProjection = differ ? try Linear(student.projectionDim, t.projectionDim) : nil
+    embeddingProjector =
+      embeddingLoss == .unified
+      ? try TeacherProjector(
+        kind: .mlp, studentWidth: student.projectionDim, teacherWidth: t.projectionDim,
+        hidden: MultiTeacherConfig().projectorHidden) : nil
     super.init()
   }
 
-  /// The student's embeddings in the teacher's joint width (not normalized).
+  /// The student's embeddings in the teacher's joint width: for `fd` the raw embeddings (through
+  /// the linear maps when the widths differ), for `unified` the projector's output on the
+  /// L2-normalised embeddings.
   public func projectToTeacher(image: Tensor, text: Tensor) throws -> (image: Tensor, text: Tensor) {
-    (try imageProjection.map { try $0(image) } ?? image, try textProjection.map { try $0(text) } ?? text)
+    if let embeddingProjector {
+      return (try embeddingProjector(Functional.normalize(image)), try embeddingProjector(Functional.normalize(text)))
+    }
+    return (try imageProjection.map { try $0(image) } ?? image, try textProjection.map { try $0(text) } ?? text)
   }
 }
 
@@ -210,8 +261,21 @@ public struct StudentSide {
 /// the three levels of losses into the student's training loss.
 public struct CMAPKD {
   public var config: CMAPKDConfig
+  /// The teacher's PHI-S standardisation for the `unified` embedding term (`CMAPKDMethod` fits it
+  /// on the runner's sample of the teacher's embeddings).
+  public var standardizer: PHISStandardizer?
+  /// Computes the levels' shared-space vectors even when no CMAPKD term reads them
+  /// (`multiteacher` on CMAPKD distils them).
+  public var alwaysShared = false
 
-  public init(_ config: CMAPKDConfig) { self.config = config }
+  public init(_ config: CMAPKDConfig, standardizer: PHISStandardizer? = nil) {
+    self.config = config
+    self.standardizer = standardizer
+  }
+
+  /// Whether a step needs the student's levels in the shared space (the bridges): only the
+  /// pyramid-alignment and layer-relation terms read them.
+  public var needsShared: Bool { alwaysShared || config.lambdas.pyramid != 0 || config.lambdas.layerRelation != 0 }
 
   /// The loss of one batch at a stage of the progressive schedule: towers, level weights
   /// from their embeddings, then only the levels some sample weights enough (adapters,
@@ -276,14 +340,33 @@ public struct CMAPKD {
       pooledPositions: towers.text.pooledPositions, config: pyramidConfig)
     let (studentVision, studentLanguage) = try head.pyramid.adapt(
       vision: rawVision, language: rawLanguage, visionLevels: computing.vision, languageLevels: computing.language)
+    guard (head.embeddingProjector != nil) == (config.embeddingLoss == .unified) else {
+      throw PyramidError(
+        "cmapkd: the head was built for another embedding loss than embedding_loss '\(config.embeddingLoss.rawValue)' (CMAPKDHead(embeddingLoss:))")
+    }
     let projected = try head.projectToTeacher(image: towers.image, text: towers.caption)
     return StudentSide(
       image: towers.image, caption: towers.caption, inTeacherWidth: (projected.image, projected.text),
       logitScale: student.logitScale, vision: studentVision,
       language: studentLanguage,
-      shared: try head.bridge.shared(
-        vision: studentVision, language: studentLanguage, visionLevels: computing.vision, languageLevels: computing.language),
+      shared: try shared(head: head, vision: studentVision, language: studentLanguage, computing: computing),
       computed: computing)
+  }
+
+  /// The computed levels in the shared space through the head's bridges; without a term that
+  /// reads them the bridges do not run and every level holds an empty placeholder.
+  func shared(
+    head: CMAPKDHead, vision: VisionLevels, language: LanguageLevels, computing: (vision: Set<Level>, language: Set<Level>)
+  ) throws -> (vision: [Tensor], language: [Tensor]) {
+    guard needsShared else {
+      let empty = try Level.allCases.map { _ in try Tensor.zeros([0]) }
+      return (empty, empty)
+    }
+    guard let bridge = head.bridge else {
+      throw PyramidError(
+        "cmapkd: pyramid alignment or layer relation is on, but the head was built without bridges (CMAPKDHead(bridges: false))")
+    }
+    return try bridge.shared(vision: vision, language: language, visionLevels: computing.vision, languageLevels: computing.language)
   }
 
   /// The active levels some sample needs: level i of a modality is computed when its largest
@@ -332,9 +415,14 @@ public struct CMAPKD {
         teacherText: teacher.textEmbedding, temperature: config.temperature)
     }
     try add(lambdas.embedding, "embedding") {
-      try CLIPKDMethod.featureDistillation(
-        studentImage: side.inTeacherWidth.image, studentText: side.inTeacherWidth.caption,
-        teacherImage: teacher.imageEmbedding, teacherText: teacher.textEmbedding)
+      switch config.embeddingLoss {
+      case .fd:
+        return try CLIPKDMethod.featureDistillation(
+          studentImage: side.inTeacherWidth.image, studentText: side.inTeacherWidth.caption,
+          teacherImage: teacher.imageEmbedding, teacherText: teacher.textEmbedding)
+      case .unified:
+        return try unifiedEmbedding(side, teacher: teacher)
+      }
     }
     try add(lambdas.pyramid, "pyramid") {
       try Losses.pyramidAlignment(
@@ -366,6 +454,25 @@ public struct CMAPKD {
     }
     guard let total = try parts.sum() else { throw PyramidError("every loss term is switched off (all λ are 0)") }
     return CMAPKDStep(loss: parts, weights: weights, total: total, computed: side.computed)
+  }
+
+  /// The `unified` embedding term: batch mean of 0.5 · (ℓ_image + ℓ_text), each
+  /// ℓ = 0.5 · (1 − cos) + 0.5 · smooth-L1 between the projected student embedding and the
+  /// teacher's PHI-S-standardised normalised embedding (`MultiTeacherMethod.perSampleLoss`).
+  public func unifiedEmbedding(_ side: StudentSide, teacher: TeacherFeatures) throws -> LossParts {
+    guard let standardizer else {
+      throw PyramidError(
+        "cmapkd: embedding_loss 'unified' needs the teacher's PHI-S standardisation, fitted on a sample of its embeddings the runner provides (MethodContext.teacherSample)")
+    }
+    // In float32 at least, whatever autocast gave the projector (float64 stays float64).
+    let dtype: DType = side.inTeacherWidth.image.dtype == .float64 ? .float64 : .float32
+    let ti = try standardizer(Functional.normalize(teacher.imageEmbedding.to(dtype)))
+    let tt = try standardizer(Functional.normalize(teacher.textEmbedding.to(dtype)))
+    let li = try MultiTeacherMethod.perSampleLoss(side.inTeacherWidth.image.to(dtype), ti)
+    let lt = try MultiTeacherMethod.perSampleLoss(side.inTeacherWidth.caption.to(dtype), tt)
+    var parts = LossParts()
+    parts.add("unified", try ((li + lt) * 0.5).mean())
+    return parts
   }
 
   /// The level weights of one batch for the configured mode, cut from the autograd graph.

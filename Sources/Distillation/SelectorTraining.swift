@@ -284,7 +284,14 @@ public final class SelectorTrainer {
   public func gatingUpdate(
     student: CLIPModel, head: CMAPKDHead, batch: DistillBatch, heldOut: DistillBatch, learningRate: Double = 0
   ) throws -> [String: Double] {
-    let (raw, side) = try SelectorTrainer.credits(cmapkd: cmapkd, student: student, head: head, batch: batch, heldOut: heldOut)
+    // The first S samples and H held-out pairs (`selector_samples`, `selector_heldout`): the
+    // update's cost grows with both. Under data parallelism every rank's rows are used whole,
+    // since the ranks' held-out images and captions are split differently.
+    let config = cmapkd.config
+    let (credited, held) =
+      student.dataParallel == nil
+      ? (try batch.firstRows(config.selectorSamples), try heldOut.firstRows(config.selectorHeldOut)) : (batch, heldOut)
+    let (raw, side) = try SelectorTrainer.credits(cmapkd: cmapkd, student: student, head: head, batch: credited, heldOut: held)
     return try gatingUpdate(
       credits: raw, image: side.image, text: side.caption, active: cmapkd.config.activeLevels(batch.stage),
       learningRate: learningRate)

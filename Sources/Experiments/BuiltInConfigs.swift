@@ -4,6 +4,24 @@
 /// The YAML files under configs/, built into the program (see `ConfigLoader`).
 public enum BuiltInConfigs {
   public static let files: [String: String] = [
+    "configs/ablations/bridge_terms.yaml": #"""
+# Ablation: with the shared-space terms — pyramid alignment (0.5) and layer relation (0.3), on
+# by default until session 11 — which run the bridges and cost most of CMAPKD's extra step time.
+method:
+  cmapkd:
+    lambdas:
+      pyramid: 0.5
+      layer_relation: 0.3
+"""#,
+    "configs/ablations/fd_embedding.yaml": #"""
+# Ablation: the embedding term as CLIP-KD's feature distillation (MSE of the normalised
+# embeddings at λ 2000, CMAPKD's default until session 11) instead of the unified-space loss.
+method:
+  cmapkd:
+    embedding_loss: fd
+    lambdas:
+      embedding: 2000
+"""#,
     "configs/ablations/full.yaml": #"""
 # Ablation: the full method (every pyramid level, adaptive selection, alignment, progressive stages).
 method:
@@ -16,31 +34,34 @@ method:
     selection: uniform
 """#,
     "configs/ablations/no_cross_modal_alignment.yaml": #"""
-# Ablation: no cross-modal alignment — neither the shared-space InfoNCE nor the pyramid alignment.
+# Ablation: no cross-modal alignment — neither the deployed embeddings' cross-modal InfoNCE nor
+# the shared-space pyramid alignment (off by default already).
 method:
   cmapkd:
     lambdas:
       align: 0
       pyramid: 0
 """#,
-    "configs/ablations/no_embedding_fd.yaml": #"""
-# Ablation: without the feature distillation of the deployed embeddings (lambdas.embedding = 0),
-# i.e. CMAPKD as it stood before that term was chosen on the validation split.
+    "configs/ablations/no_embedding.yaml": #"""
+# Ablation: without the embedding term (lambdas.embedding = 0), the distillation of the deployed
+# embeddings by the unified-space loss (or, with embedding_loss: fd, CLIP-KD's feature term).
 method:
   cmapkd:
     lambdas:
       embedding: 0
 """#,
     "configs/ablations/no_language_hierarchy.yaml": #"""
-# Ablation: no language hierarchy — only L4 of the text side, in every term (intra-modal, pyramid
-# alignment, layer relation); the vision pyramid and the global terms are unchanged.
+# Ablation: no language hierarchy — only L4 of the text side, in every term (intra-modal, and the
+# pyramid alignment and layer relation when they are on); the vision pyramid and the global
+# terms are unchanged.
 method:
   cmapkd:
     language_hierarchy: false
 """#,
     "configs/ablations/no_visual_pyramid.yaml": #"""
-# Ablation: no visual pyramid — only P5 of the vision side, in every term (intra-modal, pyramid
-# alignment, layer relation); the language hierarchy and the global terms are unchanged.
+# Ablation: no visual pyramid — only P5 of the vision side, in every term (intra-modal, and the
+# pyramid alignment and layer relation when they are on); the language hierarchy and the
+# global terms are unchanged.
 method:
   cmapkd:
     vision_pyramid: false
@@ -198,12 +219,15 @@ method:
       intra_vision: 1.0
       intra_language: 1.0
       align: 0.5
-      pyramid: 0.5
+      pyramid: 0.0            # shared-space pyramid alignment: off by default (ablation bridge_terms)
       relation: 0.3
-      layer_relation: 0.3
+      layer_relation: 0.0     # shared-space layer relation: off by default (ablation bridge_terms)
       task: 1.0
-      embedding: 2000.0     # CLIP-KD's FD on the deployed embeddings; chosen on validation (docs/results.md)
-    selector_interval: 10     # per-sample look-ahead credits every K steps (a double backward)
+      embedding: 200.0         # the unified-space loss; chosen on validation (docs/method.md)
+    embedding_loss: unified   # PHI-S targets + MLP projector + cos/smooth-L1; `fd` is CLIP-KD's MSE (λ 2000)
+    selector_interval: 20     # per-sample look-ahead credits every K steps (a double backward)
+    selector_samples: 32      # credits on the first S samples of the batch
+    selector_heldout: 32      # L_h on the first H held-out pairs
     selector_entropy_weight: 0.5
     skip_threshold: 0.02      # a level no sample weights this much is not computed
     pyramid:

@@ -473,12 +473,12 @@ public final class Trainer {
   }
 
   /// Every teacher's normalised embeddings of `multiteacher.sample_size` training pairs, for the
-  /// methods that standardise or route several teachers; nil for the others.
+  /// methods that standardise or route teachers (`Methods.needsTeacherSample`); nil for the others.
   func teacherSample(
     teachers: [CLIPModel], trainSet: any ImageTextDataset, tokenizer: any TextTokenizer, preprocessor: ImagePreprocessor,
     device: Device
   ) throws -> TeacherSample? {
-    guard Methods.usesOtherTeachers(config.method) else { return nil }
+    guard Methods.needsTeacherSample(config.method) else { return nil }
     let sample = try RunSetup.teacherSample(
       teachers: teachers, dataset: trainSet, tokenizer: tokenizer, preprocessor: preprocessor,
       count: config.method.multiteacher.sampleSize, device: device)

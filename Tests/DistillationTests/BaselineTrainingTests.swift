@@ -68,6 +68,8 @@ struct BaselineTrainingTests {
       second.eval()
       context.otherTeachers = [second]
       context.teacherSample = try multiTeacherSample([teacher, second])
+    } else if Methods.needsTeacherSample(config) {
+      context.teacherSample = try multiTeacherSample([teacher])  // CMAPKD's unified embedding term
     }
     let method = try Methods.make(config, context: context)
     var batch = try baselineDistillBatch(teacher: teacher, pyramid: context.pyramid)

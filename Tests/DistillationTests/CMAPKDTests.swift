@@ -48,7 +48,7 @@ struct CMAPKDTests {
     teacher.eval()
     let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
     let head = try CMAPKDHead(student: student.config, teacher: teacher)
-    let method = CMAPKD(CMAPKDConfig(selection: mode))
+    let method = try fittedCMAPKD(everyTerm(mode), teacher: teacher)
     let batch = try smallBatch()
     let features = try TeacherFeatures.compute(
       teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: method.config.pyramid)
@@ -77,7 +77,7 @@ struct CMAPKDTests {
     try teacher.freeze()
     let student = try CLIPModel(smallCLIP(width: 16, layers: 2))
     let head = try CMAPKDHead(student: student.config, teacher: teacher)
-    let method = CMAPKD(CMAPKDConfig())
+    let method = try fittedCMAPKD(everyTerm(), teacher: teacher)
     let batch = try smallBatch()
     let features = try TeacherFeatures.compute(
       teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: method.config.pyramid)
@@ -102,11 +102,11 @@ struct CMAPKDTests {
   @Test("the total loss falls when AdamW trains student and head on one batch")
   func decreases() throws {
     let (teacher, student, head) = try smallTeacherStudent(seed: 1)
-    let method = CMAPKD(CMAPKDConfig())
+    let method = try fittedCMAPKD(everyTerm(), teacher: teacher)
     let batch = try smallBatch()
     let features = try TeacherFeatures.compute(
       teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: method.config.pyramid)
-    let optimizer = try AdamW(student.parameters() + head.pyramid.parameters() + head.bridge.parameters(), learningRate: 3e-3)
+    let optimizer = try AdamW(student.parameters() + head.pyramid.parameters() + head.bridge!.parameters(), learningRate: 3e-3)
     var losses: [Double] = []
     for _ in 0..<15 {
       let step = try method.step(

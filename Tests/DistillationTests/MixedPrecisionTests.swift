@@ -28,7 +28,7 @@ struct MixedPrecisionTests {
   @Test("a CMAPKD step under bf16 autocast: float32 loss within 2 % of the float32 step, float32 gradients everywhere")
   func cmapkdStep() throws {
     let (teacher, student, head) = try smallTeacherStudent(seed: 0)
-    let method = CMAPKD(CMAPKDConfig(selection: .uniform))
+    let method = try fittedCMAPKD(everyTerm(.uniform), teacher: teacher)
     let batch = try smallBatch()
     let features = try TeacherFeatures.compute(
       teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: method.config.pyramid)

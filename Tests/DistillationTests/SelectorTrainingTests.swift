@@ -84,7 +84,7 @@ struct SelectorTrainingTests {
     // In float64, so that the finite differences are exact to ~1e-9; the float32 credits of
     // the same weights must agree with the float64 ones.
     try Torch.manualSeed(0)
-    let config = CMAPKDConfig(selection: .gating)
+    let config = everyTerm()  // the pyramid-alignment pairs are off by default; their credits are checked too
     let (teacher32, student32) = try tinyModels()
     let head32 = try CMAPKDHead(student: student32.config, teacher: teacher32)
     let (teacher, student) = try tinyModels(dtype: .float64)
@@ -139,7 +139,7 @@ struct SelectorTrainingTests {
       set(&l)
       return l
     }
-    let defaults = LossWeights()
+    let defaults = config.lambdas
     func oneHot(_ n: Int, _ i: Int) -> [Double] { (0..<n).map { $0 == i ? 1 : 0 } }
     // Every intra-modal term, and the four pairs of matching levels plus four crossed ones
     // (each vision and each language level once in both sets); the float32 check covers all 24.
@@ -258,7 +258,7 @@ struct SelectorTrainingTests {
     config.selectorInterval = 2
     config.selectorLearningRate = 0.05
     config.policyCostWeight = 0.5
-    let context = MethodContext(student: student.config, teacher: teacher)
+    let context = try cmapkdContext(student: student.config, teacher: teacher)
     let method = try CMAPKDMethod(config: config, context: context)
     let selector = try #require(method.selector)
     let heldOut = try tinyBatch(teacher, pyramid: config.pyramid, offset: 2)
@@ -334,7 +334,7 @@ struct SelectorTrainingTests {
     let (teacher, student) = try tinyModels()
     var config = CMAPKDConfig(selection: .gating)
     config.selectorInterval = 2
-    let method = try CMAPKDMethod(config: config, context: MethodContext(student: student.config, teacher: teacher))
+    let method = try CMAPKDMethod(config: config, context: try cmapkdContext(student: student.config, teacher: teacher))
     let heldOut = try tinyBatch(teacher, pyramid: config.pyramid, offset: 2)
     var batch = try tinyBatch(teacher, pyramid: config.pyramid, stage: .medium, step: 1)
     let result = try method.loss(student: student, batch: batch)
@@ -364,20 +364,51 @@ struct SelectorTrainingTests {
     #expect(state["selector.credits"] != nil && state["selector.updates"] != nil)
   }
 
+  @Test("a gating update takes its credits on the first S samples and L_h on the first H held-out pairs")
+  func selectorSampleSizes() throws {
+    try Torch.manualSeed(7)
+    let (teacher, student) = try tinyModels()
+    var config = CMAPKDConfig(selection: .gating)
+    config.selectorSamples = 2
+    config.selectorHeldOut = 3
+    let method = try CMAPKDMethod(config: config, context: try cmapkdContext(student: student.config, teacher: teacher))
+    let batch = try tinyBatch(teacher, pyramid: config.pyramid, size: 6)
+    let heldOut = try tinyBatch(teacher, pyramid: config.pyramid, size: 5, offset: 2)
+    let selector = try #require(method.selector)
+    try selector.gatingUpdate(student: student, head: method.cmapkdHead, batch: batch, heldOut: heldOut)
+    let credits = try #require(selector.credits)
+    #expect(credits.perSample.shape == [2, 24])
+    #expect(abs(credits.heldOutLoss - (try heldOutLoss(student, heldOut.firstRows(3)))) < 1e-6)
+    // The same credits as taken directly on those rows.
+    let direct = try SelectorTrainer.credits(
+      cmapkd: method.method, student: student, head: method.cmapkdHead, batch: batch.firstRows(2), heldOut: heldOut.firstRows(3)
+    ).credits
+    let difference = try (credits.perSample - direct.perSample).abs().amax(dims: [0, 1]).item() as Double
+    #expect(difference < 1e-9)
+    // 0 (the default) keeps every row.
+    #expect(try batch.firstRows(0).pixels.size(0) == 6 && batch.firstRows(9).pixels.size(0) == 6)
+    var bad = config
+    bad.selectorSamples = -1
+    #expect(throws: PyramidError.self) { try bad.validate() }
+  }
+
   @Test("selector settings decode from snake_case keys with defaults, and bad values are named")
   func config() throws {
     let decoded = try JSONDecoder().decode(
       CMAPKDConfig.self,
       from: Data(
         (#"{"selection":"policy","selector_learning_rate":0.01,"selector_interval":4,"selector_entropy_weight":0.2,"#
-          + #""policy_sigma":0.3,"policy_cost_weight":0.05,"policy_baseline_momentum":0.8}"#).utf8))
+          + #""policy_sigma":0.3,"policy_cost_weight":0.05,"policy_baseline_momentum":0.8,"#
+          + #""selector_samples":8,"selector_heldout":16,"embedding_loss":"unified"}"#).utf8))
+    #expect(decoded.selectorSamples == 8 && decoded.selectorHeldOut == 16 && decoded.embeddingLoss == .unified)
     #expect(decoded.selection == .policy && decoded.selectorLearningRate == 0.01 && decoded.selectorInterval == 4)
     #expect(
       decoded.selectorEntropyWeight == 0.2 && decoded.policySigma == 0.3 && decoded.policyCostWeight == 0.05
         && decoded.policyBaselineMomentum == 0.8)
     let defaults = try JSONDecoder().decode(CMAPKDConfig.self, from: Data("{}".utf8))
     #expect(defaults == CMAPKDConfig())
-    #expect(defaults.selectorLearningRate == 1e-3 && defaults.selectorInterval == 10 && defaults.selectorEntropyWeight == 0.5)
+    #expect(defaults.selectorLearningRate == 1e-3 && defaults.selectorInterval == 20 && defaults.selectorEntropyWeight == 0.5)
+    #expect(defaults.selectorSamples == 32 && defaults.selectorHeldOut == 32 && defaults.embeddingLoss == .unified)
     #expect(defaults.policySigma == 0.5 && defaults.policyCostWeight == 0.01 && defaults.policyBaselineMomentum == 0.9)
     var bad = CMAPKDConfig(selection: .gating)
     bad.selectorInterval = 0

@@ -61,8 +61,8 @@ struct TeacherCacheTests {
     try student.loadStateDict(state.student)
     try head.loadStateDict(state.head)
     // Uniform weights: the gating ALSN's dropout would draw random numbers the two runs do not share.
-    let method = CMAPKD(CMAPKDConfig(selection: .uniform))
-    let optimizer = try AdamW(student.parameters() + head.pyramid.parameters() + head.bridge.parameters(), learningRate: 1e-3)
+    let method = try fittedCMAPKD(everyTerm(.uniform), teacher: teacher)
+    let optimizer = try AdamW(student.parameters() + head.pyramid.parameters() + head.bridge!.parameters(), learningRate: 1e-3)
     let data = try TinyDataset()
     var losses: [Double] = []
     for epoch in data.epochs {

@@ -85,7 +85,7 @@ struct WeightInheritanceTests {
     // Every other method's prepare leaves the student alone (`method.inherit` is the trainer's).
     let scratch = try CLIPModel(config(layers: 2, width: 32))
     let before = try scratch.visionModel.encoder.layers[1].mlp.fc1.weight.clone()
-    try Methods.make(MethodConfig(name: "cmapkd"), context: MethodContext(student: scratch.config, teacher: teacher))
+    try Methods.make(MethodConfig(name: "cmapkd"), context: cmapkdContext(student: scratch.config, teacher: teacher))
       .prepare(student: scratch)
     #expect(try (scratch.visionModel.encoder.layers[1].mlp.fc1.weight - before).abs().amax().item() == 0)
   }

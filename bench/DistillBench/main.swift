@@ -7,7 +7,7 @@
 //       the teacher computed live (TeacherFeatures.compute) vs read from a warm TeacherCache,
 //       rounds alternated; then the cost of one `gating` selector update (per-sample look-ahead
 //       credits) and of one held-out evaluation; a no-distillation step against the cached
-//       CMAPKD step with the selector amortised (K = 10); and a step with four unweighted levels
+//       CMAPKD step with the selector amortised (every selector_interval steps); and a step with four unweighted levels
 //       computed anyway vs skipped. Prints medians and ratios; writes <out>/distill_cache.json.
 //   DistillBench export --out DIR
 //       writes the benchmark's teacher and student (the presets, CLIP's training initialisation,
@@ -72,7 +72,7 @@ final class DistillStep {
   let student: CLIPModel
   let teacher: CLIPModel
   let head: CMAPKDHead
-  let cmapkd: CMAPKD
+  var cmapkd: CMAPKD
   let optimizer: AdamW
   /// Autocast dtype of the forward passes (nil: float32) and their device.
   var autocast: DType?
@@ -87,7 +87,7 @@ final class DistillStep {
     student.train()
     head.train()
     head.alsn.eval()
-    cmapkd = CMAPKD(CMAPKDConfig(selection: .gating))
+    cmapkd = CMAPKD(benchConfig())
     optimizer = try AdamW(student.parameters() + head.parameters(), learningRate: 1e-4, weightDecay: 0.01)
   }
 
@@ -110,6 +110,62 @@ final class DistillStep {
     try optimizer.zeroGrad()
     return try step.total.item()
   }
+}
+
+/// The CMAPKD settings benchmarked: the shipped defaults (`CMAPKDConfig()`, which
+/// configs/methods/cmapkd.yaml repeats) with `gating` selection, changed by
+///   --lambdas name=value,…  (intra_vision, intra_language, align, pyramid, relation, layer_relation, task, embedding)
+///   --embedding-loss fd|unified   --selector-interval K   --selector-samples S   --selector-heldout H
+func benchConfig() -> CMAPKDConfig {
+  var config = CMAPKDConfig()
+  config.selection = .gating
+  if let text = option("--embedding-loss") {
+    guard let loss = EmbeddingLoss(rawValue: text) else { fail("--embedding-loss: fd or unified, not \(text)") }
+    config.embeddingLoss = loss
+  }
+  if option("--selector-interval") != nil { config.selectorInterval = intOption("--selector-interval", 10) }
+  if let text = option("--selector-samples") { config.selectorSamples = Int(text) ?? -1 }
+  if let text = option("--selector-heldout") { config.selectorHeldOut = Int(text) ?? -1 }
+  do { try config.validate() } catch { fail("\(error)") }
+  let keys: [String: WritableKeyPath<LossWeights, Double>] = [
+    "intra_vision": \.intraVision, "intra_language": \.intraLanguage, "align": \.align, "pyramid": \.pyramid,
+    "relation": \.relation, "layer_relation": \.layerRelation, "task": \.task, "embedding": \.embedding,
+  ]
+  for pair in (option("--lambdas") ?? "").split(separator: ",") {
+    let parts = pair.split(separator: "=")
+    guard parts.count == 2, let key = keys[String(parts[0])], let value = Double(parts[1]) else {
+      fail("--lambdas: name=value pairs of \(keys.keys.sorted()), not '\(pair)'")
+    }
+    config.lambdas[keyPath: key] = value
+  }
+  return config
+}
+
+/// The benchmarked settings in one line (every λ, the embedding loss, K).
+func settingsLine(_ config: CMAPKDConfig) -> String {
+  let l = config.lambdas
+  return "λ intra_v \(l.intraVision) intra_l \(l.intraLanguage) align \(l.align) pyramid \(l.pyramid) relation \(l.relation) "
+    + "layer_relation \(l.layerRelation) task \(l.task) embedding \(l.embedding) (\(config.embeddingLoss.rawValue)); "
+    + "selector_interval \(config.selectorInterval), samples \(config.selectorSamples), held-out \(config.selectorHeldOut) (0: whole batch)"
+}
+
+/// The benchmark's CMAPKD head for `config`; for the `unified` embedding term, with PHI-S fitted
+/// on the teacher's normalised embeddings of `batch` (the runner fits it on training pairs).
+func benchHead(student: CLIPModel, teacher: CLIPModel) throws -> CMAPKDHead {
+  let config = benchConfig()
+  return try CMAPKDHead(
+    student: student.config, teacher: teacher, embeddingLoss: config.embeddingLoss, bridges: CMAPKD(config).needsShared)
+}
+
+func fitStandardizer(_ bench: DistillStep, teacher: CLIPModel, batch: DistillBatch) throws {
+  guard bench.cmapkd.config.embeddingLoss == .unified else { return }
+  let (image, text) = try Torch.noGrad {
+    (
+      try teacher.encodeImage(batch.pixels, normalize: true).to(.float32),
+      try teacher.encodeText(batch.ids, attentionMask: batch.attentionMask, normalize: true).to(.float32)
+    )
+  }
+  bench.cmapkd.standardizer = try PHISStandardizer(fitting: Tensor.cat([image, text], dim: 0))
 }
 
 /// B random captions: start token, words, end of text, padded with 0 to `length`.
@@ -159,10 +215,11 @@ func cacheBenchmark() throws {
   let loadBefore = loadAverage()
 
   let (teacher, student) = try sceneModels()
-  let bench = try DistillStep(student: student, teacher: teacher, head: CMAPKDHead(student: student.config, teacher: teacher))
+  let bench = try DistillStep(student: student, teacher: teacher, head: benchHead(student: student, teacher: teacher))
   let generator = try Generator(seed: 1)
   let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
   let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  try fitStandardizer(bench, teacher: teacher, batch: batch)
   let keys = (0..<batchSize).map { "bench-\($0)" }
 
   let root = FileManager.default.temporaryDirectory.appendingPathComponent("distillbench-cache-\(getpid())").path
@@ -240,14 +297,15 @@ func cacheBenchmark() throws {
   // Level skipping: manual weights with no weight on P2, P3, L1, L2, computed anyway
   // (skip_threshold 0) vs skipped (the default threshold).
   func skippingStep(threshold: Double) throws -> Double {
-    var config = CMAPKDConfig(selection: .manual)
+    var config = bench.cmapkd.config
+    config.selection = .manual
     config.manualVision = [0, 0, 1, 1]
     config.manualLanguage = [0, 0, 1, 1]
     config.manualCoupling = (0..<16).map { ($0 / 4 >= 2 && $0 % 4 >= 2) ? 1 : 0 }
     config.skipThreshold = threshold
     let features = try cache.features(for: keys)!
     return try seconds {
-      let step = try CMAPKD(config).step(
+      let step = try CMAPKD(config, standardizer: bench.cmapkd.standardizer).step(
         student: student, head: bench.head, teacher: features, pixels: batch.pixels, ids: batch.ids,
         attentionMask: batch.attentionMask, stage: .fine)
       try step.total.backward()
@@ -267,10 +325,12 @@ func cacheBenchmark() throws {
   }
 
   let l = median(liveTimes), c = median(cacheTimes), g = median(selectorTimes), e = median(evalTimes)
+  let interval = bench.cmapkd.config.selectorInterval
   let loadAfter = loadAverage()
   print(
     "CMAPKD step (forward + backward + AdamW, student + head)  batch=\(batchSize) image=\(image) text=\(length) "
       + "threads=\(Torch.numThreads) selection=gating (ALSN in eval mode)")
+  print("  settings: \(settingsLine(bench.cmapkd.config))")
   for (name, times) in [("teacher live ", liveTimes), ("teacher cache", cacheTimes)] {
     let line = String(format: "median %9.1f ms  min %9.1f ms  (%d steps)", median(times) * 1e3, times.min()! * 1e3, times.count)
     print("  \(name)  \(line)")
@@ -284,16 +344,16 @@ func cacheBenchmark() throws {
       median(forwardTimes) * 1e3, median(readTimes) * 1e3, forwardTimes.count))
   print(
     String(
-      format: "gating selector update: median %.1f ms = %.2f cached steps (every K = 10 steps: +%.0f %%)", g * 1e3, g / c,
-      10 * g / c))
+      format: "gating selector update: median %.1f ms = %.2f cached steps (every K = %d steps: +%.0f %%)", g * 1e3, g / c,
+      interval, 100 * g / c / Double(interval)))
   print(String(format: "held-out evaluation: median %.1f ms = %.2f cached steps", e * 1e3, e / c))
   let none = median(plainTimes), cachedStep = median(cachedAgain)
-  let amortised = cachedStep + g / 10
+  let amortised = cachedStep + g / Double(interval)
   print(
     String(
       format:
-        "no-distillation step: median %.1f ms; cached CMAPKD step %.1f ms (+ gating update / K=10: %.1f ms) → ratio cmapkd/none %.3f (without the selector %.3f)",
-      none * 1e3, cachedStep * 1e3, amortised * 1e3, amortised / none, cachedStep / none))
+        "no-distillation step: median %.1f ms; cached CMAPKD step %.1f ms (+ gating update / K=%d: %.1f ms) → ratio cmapkd/none %.3f (without the selector %.3f)",
+      none * 1e3, cachedStep * 1e3, interval, amortised * 1e3, amortised / none, cachedStep / none))
   print(
     String(
       format: "level skipping (P2, P3, L1, L2 unweighted): computed anyway %.1f ms, skipped %.1f ms → ratio skipped/all %.3f",
@@ -312,7 +372,7 @@ func cacheBenchmark() throws {
     "cores": cores, "none_step_ms": plainTimes.map { $0 * 1e3 }, "cache_step_again_ms": cachedAgain.map { $0 * 1e3 },
     "ratio_cmapkd_over_none_selector_amortised": amortised / none, "ratio_cmapkd_over_none": cachedStep / none,
     "skip_all_levels_ms": allLevels.map { $0 * 1e3 }, "skip_skipped_ms": skipped.map { $0 * 1e3 },
-    "ratio_skipped_over_all": median(skipped) / median(allLevels),
+    "ratio_skipped_over_all": median(skipped) / median(allLevels), "settings": settingsLine(bench.cmapkd.config),
   ]
   let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
   try data.write(to: URL(fileURLWithPath: "\(out)/distill_cache.json"))
@@ -346,7 +406,7 @@ func worker() throws {
     }
   let student = try CLIPModel.load(huggingFace: "\(directory)/student")
   let teacher = try CLIPModel.load(huggingFace: "\(directory)/teacher")
-  let head = try CMAPKDHead(student: student.config, teacher: teacher)
+  let head = try benchHead(student: student, teacher: teacher)
   let (missing, unexpected) = try head.loadStateDict(SafeTensors.load("\(directory)/head.safetensors"))
   guard missing.isEmpty, unexpected.isEmpty else { fail("head.safetensors: missing \(missing), unexpected \(unexpected)") }
   try student.to(device)
@@ -360,6 +420,17 @@ func worker() throws {
     pixels: try pixels.to(device), ids: try ids.to(device), attentionMask: try mask.to(device), teacher: nil, stage: .fine)
   let bench = try DistillStep(student: student, teacher: teacher, head: head)
   (bench.device, bench.autocast) = (device, autocast)
+  // The unified embedding term's PHI-S map, fitted once on the batch's teacher embeddings and
+  // written for the PyTorch side, which uses the same map (the fit is not part of the step).
+  try fitStandardizer(bench, teacher: teacher, batch: batch)
+  if let phis = bench.cmapkd.standardizer {
+    let d = phis.dimension
+    try SafeTensors.save(
+      [
+        "mean": try Tensor(phis.mean, shape: [d]), "rotation": try Tensor(phis.rotation, shape: [d, d]),
+        "scale": try Tensor([phis.scale], shape: []),
+      ], to: "\(directory)/phis.safetensors")
+  }
   send(
     "ready threads=\(Torch.numThreads) device=\(device) precision=\(precision) student=\(student.parameterCount()) "
       + "head=\(head.parameterCount()) teacher=\(teacher.parameterCount())")
@@ -388,11 +459,12 @@ func profileSteps() throws {
   let rounds = intOption("--rounds", 15)
   Torch.numThreads = intOption("--threads", 2)
   let (teacher, student) = try sceneModels()
-  let head = try CMAPKDHead(student: student.config, teacher: teacher)
+  let head = try benchHead(student: student, teacher: teacher)
   let bench = try DistillStep(student: student, teacher: teacher, head: head)
   let generator = try Generator(seed: 1)
   let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
   let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  try fitStandardizer(bench, teacher: teacher, batch: batch)
   let features = try bench.teacherFeatures(batch)
   let cmapkd = bench.cmapkd
   let plainOptimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
@@ -445,7 +517,7 @@ func profileSteps() throws {
       only.task = 1
       only[keyPath: key] = cmapkd.config.lambdas[keyPath: key]
       config.lambdas = only
-      let single = CMAPKD(config)
+      let single = CMAPKD(config, standardizer: cmapkd.standardizer)
       try time("term: \(name)") {
         let t = try single.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
         let side = try single.levels(student: student, head: head, towers: t, teacher: features, computing: computed)
@@ -480,6 +552,7 @@ func profileSteps() throws {
     }
   }
   var totals: [String: Double] = [:]
+  print("settings: \(settingsLine(cmapkd.config))")
   print("phase medians over \(rounds) interleaved rounds, batch \(batchSize), threads \(Torch.numThreads):")
   for name in phases.keys.sorted() {
     let m = median(phases[name]!)

@@ -122,6 +122,7 @@ def measure(args, device, precision, tmp):
     worker = SwiftWorker([args.swift_binary, "worker", "--weights", tmp, "--device", str(device), "--precision", precision,
                           "--threads", str(torch.get_num_threads())])
     print(f"[{precision}] swift worker: {worker.ready}")
+    step.standardizer = ds.load_standardizer(tmp, device)
     swift_steps = worker.steps
 
     _, swift_first = swift_steps(1)

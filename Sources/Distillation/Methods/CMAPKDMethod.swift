@@ -17,10 +17,23 @@ public final class CMAPKDMethod: DistillationMethod {
   /// gradient from the loss: only the selector's own optimizer moves them.
   public var head: Module? { cmapkdHead }
 
-  public init(config: CMAPKDConfig, context: MethodContext) throws {
+  /// - Parameter alwaysShared: compute the levels' shared-space vectors even when no CMAPKD term
+  ///   reads them (`multiteacher` on CMAPKD does).
+  public init(config: CMAPKDConfig, context: MethodContext, alwaysShared: Bool = false) throws {
     try config.validate()
-    method = CMAPKD(config)
-    cmapkdHead = try CMAPKDHead(student: context.student, teacher: context.teacher)
+    var method = CMAPKD(config)
+    method.alwaysShared = alwaysShared
+    if config.embeddingLoss == .unified, config.lambdas.embedding != 0 {
+      guard let sample = context.teacherSample, let images = sample.images.first, let texts = sample.texts.first else {
+        throw MethodError(
+          "method 'cmapkd': embedding_loss 'unified' standardises the teacher's embeddings by PHI-S, but the runner gave no sample of them (MethodContext.teacherSample)")
+      }
+      // Both modalities together: one map keeps the image–text geometry (as `multiteacher` fits it).
+      method.standardizer = try PHISStandardizer(fitting: Tensor.cat([images, texts], dim: 0))
+    }
+    self.method = method
+    cmapkdHead = try CMAPKDHead(
+      student: context.student, teacher: context.teacher, embeddingLoss: config.embeddingLoss, bridges: method.needsShared)
     switch config.selection {
     case .gating, .policy: selector = try SelectorTrainer(cmapkd: method, alsn: cmapkdHead.alsn)
     case .uniform, .manual: selector = nil

@@ -46,6 +46,19 @@ public struct DistillBatch {
     self.step = step
   }
 
+  /// The first `n` rows of every per-sample field (the whole batch when `n` is 0 or at least
+  /// its size); hard negatives are dropped.
+  public func firstRows(_ n: Int) throws -> DistillBatch {
+    let rows = pixels.size(0)
+    guard n > 0, n < rows else { return self }
+    func keep(_ t: Tensor) throws -> Tensor { try t.narrow(dim: 0, start: 0, length: n) }
+    var out = DistillBatch(
+      pixels: try keep(pixels), ids: try keep(ids), attentionMask: try keep(attentionMask), teacher: try teacher?.map(keep),
+      stage: stage, step: step)
+    out.otherTeachers = try otherTeachers.map { try $0.map(keep) }
+    return out
+  }
+
   /// The teacher features, or an error naming the method that needed them.
   public func requireTeacher(_ method: String) throws -> TeacherFeatures {
     guard let teacher else { throw MethodError("method '\(method)' needs teacher features but the batch has none") }

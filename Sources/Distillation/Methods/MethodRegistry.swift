@@ -69,6 +69,14 @@ public enum Methods {
     multiTeacherNames.contains(config.name) || (config.name == "dtokd" && multiTeacherNames.contains(config.dtokd.base))
   }
 
+  /// Whether the runner must give the method a sample of the teachers' embeddings before training
+  /// (`MethodContext.teacherSample`): the multi-teacher methods, and CMAPKD's `unified`
+  /// embedding term (directly or as the base of `dtokd` or `multiteacher`).
+  public static func needsTeacherSample(_ config: MethodConfig) -> Bool {
+    let cmapkdUnified = config.cmapkd.embeddingLoss == .unified && config.cmapkd.lambdas.embedding != 0
+    return usesOtherTeachers(config) || (cmapkdUnified && (config.name == "cmapkd" || (config.name == "dtokd" && config.dtokd.base == "cmapkd")))
+  }
+
   /// Whether a method cannot run on `teacher` alone: a router with one teacher has nothing to
   /// choose, while `multiteacher` with no `extra_teachers` is its own single-teacher control
   /// (the same standardisation, projector and loss on the first teacher only).

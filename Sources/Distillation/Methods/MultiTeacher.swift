@@ -292,7 +292,7 @@ public final class MultiTeacherMethod: DistillationMethod {
     self.router = router
     teacherCount = teachers.count
     let studentWidth = context.student.projectionDim
-    base = config.base == "cmapkd" ? try CMAPKDMethod(config: cmapkd, context: context) : nil
+    base = config.base == "cmapkd" ? try CMAPKDMethod(config: cmapkd, context: context, alwaysShared: true) : nil
     teacherInputs = Set<TeacherInput>([.embeddings]).union(base?.teacherInputs ?? [])
     func projectors(from width: Int) throws -> [TeacherProjector] {
       try teachers.map {
