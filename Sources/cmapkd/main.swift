@@ -108,9 +108,21 @@ struct ShowConfig: ParsableCommand {
 struct ResumeOption: ParsableArguments {
   @Option(help: "Resume from a checkpoint: 'latest' (the newest valid one in the run folder).")
   var resume: String?
+  @Flag(help: "Start over in a run folder that holds a finished run (its checkpoints are deleted).")
+  var overwrite = false
 
   func validate() throws {
     if let resume, resume != "latest" { throw ValidationError("--resume takes 'latest'") }
+    if resume != nil, overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+  }
+
+  /// A fresh run deletes the folder's checkpoints as it starts: a finished run (its results.json)
+  /// is not thrown away unless asked, since a trained teacher takes minutes to hours to rebuild.
+  func checkFresh(runDir: String) throws {
+    guard resume == nil, !overwrite, FileManager.default.fileExists(atPath: "\(runDir)/results.json") else { return }
+    throw ValidationError(
+      "\(runDir) holds a finished run (results.json): pass --overwrite to train over it (its checkpoints are deleted), "
+        + "--resume latest to continue it, or choose another folder (--set run_dir=… or --set name=…)")
   }
 }
 
@@ -127,6 +139,7 @@ struct TrainTeacher: ParsableCommand {
   func run() throws {
     var config = try options.load(defaults: ["configs/demo.yaml"])
     if config.runDir == nil { config.runDir = "\(config.outputDir)/teacher" }
+    try resume.checkFresh(runDir: config.runDir!)
     let group = try Launcher.groupFromEnvironment()
     let outcome = try Trainer(config: config, kind: .teacher, group: group).run(resume: resume.resume != nil)
     if (group?.rank ?? 0) == 0 {
@@ -163,6 +176,7 @@ struct Distill: ParsableCommand {
     // `name` names the run folder; left at its default, the method does.
     if config.name == ExperimentConfig().name { config.name = config.method.name }
     if config.runDir == nil { config.runDir = "\(config.outputDir)/\(config.name)" }
+    try resume.checkFresh(runDir: config.runDir!)
     let group = try Launcher.groupFromEnvironment()
     let outcome = try Trainer(config: config, kind: .student, group: group).run(resume: resume.resume != nil)
     if (group?.rank ?? 0) == 0 { Console.printOutcome(outcome) }

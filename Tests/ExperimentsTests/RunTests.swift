@@ -367,6 +367,17 @@ import Torch
     ])
     #expect(named.status == 0, "\(named.stderr)")
     #expect(FileManager.default.fileExists(atPath: "\(root)/my-run/results.json"))
+    // The same command again would delete the finished run's checkpoints: it refuses, naming
+    // the way out, and the run is intact; --overwrite trains over it.
+    let again = try runCLI([
+      "distill", "--config", config, "--method", "none", "--set", "name=my-run", "--set", "train.steps=2",
+    ])
+    #expect(again.status != 0 && again.stderr.contains("finished run") && again.stderr.contains("--overwrite"), "\(again.stderr)")
+    #expect(!RunCheckpoint.stepFolders(in: "\(root)/my-run/checkpoints").isEmpty)
+    let over = try runCLI([
+      "distill", "--config", config, "--method", "none", "--set", "name=my-run", "--set", "train.steps=2", "--overwrite",
+    ])
+    #expect(over.status == 0, "\(over.stderr)")
 
     // Micro-batches must split the batch evenly; a GPU that is not there is named.
     let uneven = try runCLI([
