@@ -144,6 +144,10 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     embeddingLoss = try c.decode(.embeddingLoss, default: d.embeddingLoss)
   }
 
+  /// Whether the `embedding` term needs the PHI-S standardisation fitted on a sample of the
+  /// teacher's embeddings before training (`MethodContext.teacherSample`).
+  public var needsTeacherSample: Bool { embeddingLoss == .unified && lambdas.embedding != 0 }
+
   /// The levels of each modality a stage trains, after the per-modality ablation switches.
   public func activeLevels(_ stage: Stage) -> (vision: Set<Level>, language: Set<Level>) {
     let levels = stage.activeLevels

@@ -529,20 +529,17 @@ func profileSteps() throws {
     try time("term: teacher.levels expand") { _ = try features.levels(cmapkd.config.pyramid) }
   }
   // The gating update's cost by the sizes of its two batches (credits on the first S samples
-  // of the step's batch, held-out loss on H pairs).
-  func rows(_ b: DistillBatch, _ n: Int) throws -> DistillBatch {
-    func keep(_ t: Tensor) throws -> Tensor { try t.narrow(dim: 0, start: 0, length: n) }
-    return DistillBatch(
-      pixels: try keep(b.pixels), ids: try keep(b.ids), attentionMask: try keep(b.attentionMask),
-      teacher: try b.teacher?.map(keep), stage: .fine)
-  }
+  // of the step's batch, held-out loss on H pairs). The selector itself takes whole batches
+  // here, so that the sizes timed are these, not `selector_samples` / `selector_heldout`.
   var trainBatch = batch
   trainBatch.teacher = features
   var heldOut = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
   heldOut.teacher = try bench.teacherFeatures(heldOut)
-  let selector = try SelectorTrainer(cmapkd: cmapkd, alsn: head.alsn)
+  var wholeBatches = cmapkd
+  (wholeBatches.config.selectorSamples, wholeBatches.config.selectorHeldOut) = (0, 0)
+  let selector = try SelectorTrainer(cmapkd: wholeBatches, alsn: head.alsn)
   for (s, h) in [(batchSize, batchSize), (32, 64), (16, 64), (32, 32), (16, 32)] where s <= batchSize {
-    let (train, held) = (try rows(trainBatch, s), try rows(heldOut, h))
+    let (train, held) = (try trainBatch.firstRows(s), try heldOut.firstRows(h))
     for i in 0..<(rounds / 2 + 1) {
       let start = DispatchTime.now().uptimeNanoseconds
       _ = try selector.gatingUpdate(student: student, head: head, batch: train, heldOut: held)

@@ -23,7 +23,7 @@ public final class CMAPKDMethod: DistillationMethod {
     try config.validate()
     var method = CMAPKD(config)
     method.alwaysShared = alwaysShared
-    if config.embeddingLoss == .unified, config.lambdas.embedding != 0 {
+    if config.needsTeacherSample {
       guard let sample = context.teacherSample, let images = sample.images.first, let texts = sample.texts.first else {
         throw MethodError(
           "method 'cmapkd': embedding_loss 'unified' standardises the teacher's embeddings by PHI-S, but the runner gave no sample of them (MethodContext.teacherSample)")

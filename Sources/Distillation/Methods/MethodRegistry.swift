@@ -73,8 +73,8 @@ public enum Methods {
   /// (`MethodContext.teacherSample`): the multi-teacher methods, and CMAPKD's `unified`
   /// embedding term (directly or as the base of `dtokd` or `multiteacher`).
   public static func needsTeacherSample(_ config: MethodConfig) -> Bool {
-    let cmapkdUnified = config.cmapkd.embeddingLoss == .unified && config.cmapkd.lambdas.embedding != 0
-    return usesOtherTeachers(config) || (cmapkdUnified && (config.name == "cmapkd" || (config.name == "dtokd" && config.dtokd.base == "cmapkd")))
+    let runsCMAPKD = config.name == "cmapkd" || (config.name == "dtokd" && config.dtokd.base == "cmapkd")
+    return usesOtherTeachers(config) || (runsCMAPKD && config.cmapkd.needsTeacherSample)
   }
 
   /// Whether a method cannot run on `teacher` alone: a router with one teacher has nothing to
