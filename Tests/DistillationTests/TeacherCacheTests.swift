@@ -13,9 +13,7 @@ final class Messages: @unchecked Sendable {
 }
 
 func cacheRoot() throws -> String {
-  let path = FileManager.default.temporaryDirectory.appendingPathComponent("cmapkd-cache-\(UUID().uuidString)").path
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
+  try Scratch.folder("cache")
 }
 
 /// 8 samples; two epochs with different batch compositions.

@@ -1,6 +1,7 @@
 import Evaluation
 import Experiments
 import Foundation
+import TestSupport
 import Testing
 import Torch
 
@@ -38,6 +39,7 @@ struct ComparisonReuseTests {
   @Test("a run saved with other settings is refused, naming the key; name and folder may differ")
   func reuse() throws {
     let dir = try temporaryFolder("reuse")
+    defer { Scratch.remove(dir) }
     var config = tinyExperiment(root: dir)
     config.name = "old-name"
     config.runDir = "\(dir)/somewhere"

@@ -10,7 +10,18 @@ import Torch
 
 /// Runs go through the `cmapkd` executable, as a user runs them. Serialized: they share the
 /// machine's cores and one trained tiny teacher.
-@Suite(.serialized) struct RunTests {
+@Suite(.serialized) final class RunTests {
+  /// The folders this test made. Swift Testing makes one instance per test, so `deinit` runs
+  /// when the test ends: each test's runs (up to 0.5 GB of checkpoints) go before the next.
+  private var folders: [String] = []
+  deinit { folders.forEach(Scratch.remove) }
+
+  func temporaryFolder(_ name: String) throws -> String {
+    let path = try Scratch.folder(name)
+    folders.append(path)
+    return path
+  }
+
   /// A tiny teacher trained once per test that needs it.
   func prepared(_ name: String) throws -> (root: String, configPath: String) {
     let root = try temporaryFolder(name)

