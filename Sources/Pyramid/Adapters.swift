@@ -19,8 +19,23 @@ public final class SpatialAdapter: Module {
     super.init()
   }
 
-  /// [B, Cin, H, W] → [B, Cout, H, W]
-  public func callAsFunction(_ x: Tensor) throws -> Tensor { try out(norm(conv(x)).gelu()) }
+  /// [B, Cin, H, W] → [B, Cout, H, W]: `out(gelu(norm(conv(x))))`, with two cheaper routes to the
+  /// same values at the small maps of a ViT's pyramid (ATen's convolutions cost most of a spatial
+  /// adapter there): the 1×1 convolution as a matrix product over channels, and on a 1×1 map the
+  /// zero-padded 3×3 convolution as a matrix product with its centre tap, the only one it sees.
+  public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    let (b, h, w) = (x.size(0), x.size(2), x.size(3))
+    let hidden: Tensor
+    if h == 1, w == 1, conv.padding == (1, 1), conv.stride == (1, 1) {
+      let centre = try conv.weight.select(dim: 3, index: 1).select(dim: 2, index: 1)  // [Cout, Cin]
+      hidden = try Functional.linear(x.reshape([b, -1]), weight: centre, bias: conv.bias).reshape([b, -1, 1, 1])
+    } else {
+      hidden = try conv(x)
+    }
+    let activated = try norm(hidden).gelu().permute([0, 2, 3, 1])  // [B, H, W, C]
+    let weight = try out.weight.reshape([out.weight.size(0), out.weight.size(1)])
+    return try Functional.linear(activated, weight: weight, bias: out.bias).permute([0, 3, 1, 2])
+  }
 
   /// Up to 32 groups that divide the channels.
   static func groups(_ channels: Int) -> Int { (1...min(32, channels)).last { channels % $0 == 0 } ?? 1 }
@@ -84,11 +99,26 @@ public final class StudentPyramid: Module {
     }
     let v = VisionLevels(maps: maps, global: visionLevels.contains(.global) ? try p5(vision.global) : vision.global)
     var l = language
-    // Re-mask after the adapter: its bias would otherwise give padded positions a value.
-    if languageLevels.contains(.fine) { l.tokens = try l1(language.tokens) * language.tokenMask.unsqueeze(2) }
-    if languageLevels.contains(.middle) { l.phrases = try l2(language.phrases) * language.phraseMask.unsqueeze(2) }
+    if languageLevels.contains(.fine) { l.tokens = try StudentPyramid.onRealPositions(l1, language.tokens, mask: language.tokenMask) }
+    if languageLevels.contains(.middle) {
+      l.phrases = try StudentPyramid.onRealPositions(l2, language.phrases, mask: language.phraseMask)
+    }
     if languageLevels.contains(.deep) { l.sentence = try l3(language.sentence) }
     if languageLevels.contains(.global) { l.global = try l4(language.global) }
     return (v, l)
+  }
+
+  /// `adapter` on the real positions of x [B, T, D] (mask [B, T]: 1 real, 0 padding):
+  /// [B, T, D'] holding adapter(x) · mask, padded positions 0 (the adapter's bias would
+  /// otherwise give them a value). On CPU only the real positions go through the adapter: the
+  /// token and phrase levels are the costliest adapters of a step, and most of a batch of short
+  /// captions is padding. On other devices counting the real positions would wait for the
+  /// device, so every position is computed and masked.
+  public static func onRealPositions(_ adapter: VectorAdapter, _ x: Tensor, mask: Tensor) throws -> Tensor {
+    guard x.device == .cpu else { return try adapter(x) * mask.unsqueeze(2) }
+    let real = try mask.gt(0.5)  // [B, T]
+    let adapted = try adapter(x.masked(real))  // [N, D']
+    let zeros = try Tensor.zeros([x.size(0), x.size(1), adapted.size(1)], dtype: adapted.dtype, device: x.device)
+    return try zeros.maskedScatter(real.unsqueeze(2), adapted)
   }
 }

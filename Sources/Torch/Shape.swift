@@ -54,6 +54,13 @@ extension Tensor {
   public func masked(_ mask: Tensor) throws -> Tensor {
     try withExtendedLifetime(mask) { try .make("masked", ct_index_bool(handle, mask.handle)) }
   }
+  /// A copy with the positions where `mask` (bool, broadcast to this shape) is true filled from
+  /// `source`'s elements in order: the inverse of `masked(_:)` (`x.masked_scatter(mask, source)`).
+  public func maskedScatter(_ mask: Tensor, _ source: Tensor) throws -> Tensor {
+    try withExtendedLifetime((mask, source)) {
+      try .make("maskedScatter", ct_masked_scatter(handle, mask.handle, source.handle))
+    }
+  }
 
   public func tril(_ diagonal: Int = 0) throws -> Tensor { try .make("tril", ct_tril(handle, Int64(diagonal))) }
   public func triu(_ diagonal: Int = 0) throws -> Tensor { try .make("triu", ct_triu(handle, Int64(diagonal))) }

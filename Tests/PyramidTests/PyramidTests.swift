@@ -110,6 +110,41 @@ struct PyramidTests {
     #expect(l.tokens.shape == [2, 6, 20] && l.phrases.shape == [2, 4, 20] && l.global.shape == [2, 20])
   }
 
+  @Test("a spatial adapter gives conv 3×3 → GroupNorm → GELU → conv 1×1 on every map size, values and gradients")
+  func spatialAdapterRoutes() throws {
+    let adapter = try SpatialAdapter(from: 6, to: 8)
+    for size in [3, 2, 1] {
+      let x = try Tensor.randn([4, 6, size, size]).requiresGrad(true)
+      let fast = try adapter(x)
+      let reference = try adapter.out(adapter.norm(adapter.conv(x)).gelu())
+      #expect(fast.shape == [4, 8, size, size])
+      #expect(try maxAbsDiff(fast, reference) < 1e-5, "map \(size)×\(size)")
+      let target = try Tensor.randn([4, 8, size, size])
+      let inputs = [x] + adapter.parameters()
+      let a = try Torch.gradients(of: [(fast - target).square().sum()], withRespectTo: inputs)
+      let b = try Torch.gradients(of: [(reference - target).square().sum()], withRespectTo: inputs)
+      for (ga, gb) in zip(a, b) { #expect(try maxAbsDiff(ga!, gb!) < 1e-4, "map \(size)×\(size)") }
+    }
+  }
+
+  @Test("a sequence adapter on the real positions only gives adapter(x) · mask, values and gradients")
+  func adapterOnRealPositions() throws {
+    let adapter = try VectorAdapter(from: 12, to: 20)
+    let x = try Tensor.randn([3, 5, 12]).requiresGrad(true)
+    // Rows with 5, 2 and 0 real positions: full, padded, and all padding.
+    let mask = try Tensor([1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0] as [Float], shape: [3, 5])
+    let target = try Tensor.randn([3, 5, 20])
+    let packed = try StudentPyramid.onRealPositions(adapter, x, mask: mask)
+    let reference = try adapter(x) * mask.unsqueeze(2)
+    #expect(packed.shape == [3, 5, 20])
+    #expect(try maxAbsDiff(packed, reference) < 1e-6)
+    #expect(try packed.select(dim: 0, index: 2).abs().sum().item() == 0)
+    let inputs = [x] + adapter.parameters()
+    let a = try Torch.gradients(of: [((packed - target).square() * 0.5).sum()], withRespectTo: inputs)
+    let b = try Torch.gradients(of: [((reference - target).square() * 0.5).sum()], withRespectTo: inputs)
+    for (ga, gb) in zip(a, b) { #expect(try maxAbsDiff(ga!, gb!) < 1e-5) }
+  }
+
   @Test("the teacher bridge maps L4 to exactly the teacher's text embedding; the student bridge starts equal to it")
   func bridge() throws {
     let teacher = try CLIPModel(Presets.tiny)

@@ -9,6 +9,11 @@
 //       credits) and of one held-out evaluation; a no-distillation step against the cached
 //       CMAPKD step with the selector amortised (every selector_interval steps); and a step with four unweighted levels
 //       computed anyway vs skipped. Prints medians and ratios; writes <out>/distill_cache.json.
+//   DistillBench profile [--batch 64] [--rounds 15] [--threads 2]
+//       phase times of a no-distillation and a cached CMAPKD step, each term's cost, the selector by S and H.
+//   DistillBench operators [--batch 64] [--rounds 10] [--top 30] [--threads 2] [--shapes]
+//       the ATen operators of both steps under LibTorch's profiler, by CMAPKD's extra self time
+//       (--shapes: each operator's calls told apart by their input shapes).
 //   DistillBench export --out DIR
 //       writes the benchmark's teacher and student (the presets, CLIP's training initialisation,
 //       seed 0) as Hugging Face folders DIR/teacher and DIR/student, for bench/distill_step.py.
@@ -477,34 +482,38 @@ func profileSteps() throws {
   }
   for round in 0..<(rounds + 2) {
     if round == 2 { phases = [:] }  // warm-up
-    // none
-    let (img, txt) = try time("none: towers") {
+    // none. Each step's tensors are dropped in a phase of their own ("release"): freeing the
+    // graph's saved tensors is part of what a step costs.
+    var (img, txt): (Tensor?, Tensor?) = try time("none: towers") {
       (try student.encodeImage(batch.pixels), try student.encodeText(batch.ids, attentionMask: batch.attentionMask))
     }
-    let plainLoss = try time("none: loss") { try Losses.clip(images: img, texts: txt, logitScale: student.logitScale) }
-    try time("none: backward") { try plainLoss.backward() }
+    var plainLoss: Tensor? = try time("none: loss") { try Losses.clip(images: img!, texts: txt!, logitScale: student.logitScale) }
+    try time("none: backward") { try plainLoss!.backward() }
     try time("none: adamw") {
       try plainOptimizer.step()
       try plainOptimizer.zeroGrad()
     }
+    time("none: release") { (img, txt, plainLoss) = (nil, nil, nil) }
     // cmapkd, cached features
-    let towers = try time("cmapkd: towers") {
+    var towers: StudentTowers? = try time("cmapkd: towers") {
       try cmapkd.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
     }
     let active = cmapkd.config.activeLevels(.fine)
-    let weights = try time("cmapkd: alsn weights") {
-      try cmapkd.levelWeights(head: head, image: towers.image, text: towers.caption, active: active)
+    var weights: LevelWeights? = try time("cmapkd: alsn weights") {
+      try cmapkd.levelWeights(head: head, image: towers!.image, text: towers!.caption, active: active)
     }
-    let computed = try CMAPKD.levelsToCompute(weights: weights, active: active, threshold: cmapkd.config.skipThreshold)
-    let side = try time("cmapkd: levels (pyramid, adapters, bridges)") {
-      try cmapkd.levels(student: student, head: head, towers: towers, teacher: features, computing: computed)
+    let computed = try CMAPKD.levelsToCompute(weights: weights!, active: active, threshold: cmapkd.config.skipThreshold)
+    var side: StudentSide? = try time("cmapkd: levels (pyramid, adapters, bridges)") {
+      try cmapkd.levels(student: student, head: head, towers: towers!, teacher: features, computing: computed)
     }
-    let step = try time("cmapkd: losses") { try cmapkd.losses(side, teacher: features, weights: weights) }
-    try time("cmapkd: backward") { try step.total.backward() }
+    var step: CMAPKDStep? = try time("cmapkd: losses") { try cmapkd.losses(side!, teacher: features, weights: weights!) }
+    try time("cmapkd: backward") { try step!.total.backward() }
     try time("cmapkd: adamw") {
       try bench.optimizer.step()
       try bench.optimizer.zeroGrad()
     }
+    let stepWeights = weights!
+    time("cmapkd: release") { (towers, weights, side, step) = (nil, nil, nil, nil) }
     // Each term alone: towers, levels, that term (and the task), backward; minus the task-only step.
     let terms: [(String, WritableKeyPath<LossWeights, Double>)] = [
       ("intra_v", \.intraVision), ("intra_l", \.intraLanguage), ("align", \.align), ("pyramid", \.pyramid),
@@ -522,7 +531,7 @@ func profileSteps() throws {
       try time("term: \(name)") {
         let t = try single.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
         let side = try single.levels(student: student, head: head, towers: t, teacher: features, computing: computed)
-        try single.losses(side, teacher: features, weights: weights).total.backward()
+        try single.losses(side, teacher: features, weights: stepWeights).total.backward()
         try bench.optimizer.zeroGrad()
       }
     }
@@ -561,15 +570,71 @@ func profileSteps() throws {
   print("student parameters \(student.parameterCount()), head parameters \(head.parameterCount())")
 }
 
+/// The operators a no-distillation step and a cached CMAPKD step run (LibTorch's profiler),
+/// per step, ordered by how much more self time CMAPKD spends in each: where its extra cost goes.
+func operatorProfile() throws {
+  let batchSize = intOption("--batch", 64)
+  let rounds = intOption("--rounds", 10)
+  let rows = intOption("--top", 30)
+  Torch.numThreads = intOption("--threads", 2)
+  let (teacher, student) = try sceneModels()
+  let bench = try DistillStep(student: student, teacher: teacher, head: benchHead(student: student, teacher: teacher))
+  let generator = try Generator(seed: 1)
+  let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
+  let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  try fitStandardizer(bench, teacher: teacher, batch: batch)
+  let features = try bench.teacherFeatures(batch)
+  let plainOptimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
+  func none() throws {
+    let image = try student.encodeImage(batch.pixels)
+    let text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
+    try Losses.clip(images: image, texts: text, logitScale: student.logitScale).backward()
+    try plainOptimizer.step()
+    try plainOptimizer.zeroGrad()
+  }
+  func cmapkd() throws { _ = try bench.train(batch, teacher: features) }
+  var wall: [String: [Double]] = [:]
+  var profiles: [String: [String: OperatorProfile]] = [:]
+  for (name, step) in [("none", none), ("cmapkd", cmapkd)] {
+    for _ in 0..<3 { try step() }
+    for _ in 0..<rounds { wall[name, default: []].append(try seconds { try step() }) }
+    let ops = try Torch.profileOperators(shapes: CommandLine.arguments.contains("--shapes")) {
+      for _ in 0..<rounds { try step() }
+    }
+    profiles[name] = Dictionary(uniqueKeysWithValues: ops.map { ($0.name, $0) })
+  }
+  print("settings: \(settingsLine(bench.cmapkd.config))")
+  print(
+    String(
+      format: "median wall time per step, unprofiled: none %.1f ms, cmapkd (cached) %.1f ms; per step under the profiler, by extra self time:",
+      median(wall["none"]!) * 1e3, median(wall["cmapkd"]!) * 1e3))
+  let (none, cm) = (profiles["none"]!, profiles["cmapkd"]!)
+  func perStep(_ p: OperatorProfile?) -> (ms: Double, calls: Double) {
+    (Double(p?.selfNanoseconds ?? 0) / 1e6 / Double(rounds), Double(p?.calls ?? 0) / Double(rounds))
+  }
+  let names = Set(none.keys).union(cm.keys).sorted {
+    perStep(cm[$0]).ms - perStep(none[$0]).ms > perStep(cm[$1]).ms - perStep(none[$1]).ms
+  }
+  print(String(format: "  %-58@ %9@ %9@ %9@ %13@", "operator" as NSString, "Δ ms" as NSString, "cmapkd" as NSString, "none" as NSString, "calls c/n" as NSString))
+  for name in names.prefix(rows) {
+    let (c, n) = (perStep(cm[name]), perStep(none[name]))
+    print(String(format: "  %-58@ %9.2f %9.2f %9.2f %6.0f/%-6.0f", String(name.prefix(58)) as NSString, c.ms - n.ms, c.ms, n.ms, c.calls, n.calls))
+  }
+  let total = { (p: [String: OperatorProfile]) in p.values.reduce(0.0) { $0 + Double($1.selfNanoseconds) } / 1e6 / Double(rounds) }
+  print(String(format: "  self time in all operators per step: cmapkd %.1f ms, none %.1f ms", total(cm), total(none)))
+}
+
 do {
   switch CommandLine.arguments.dropFirst().first {
   case "profile": try profileSteps()
+  case "operators": try operatorProfile()
   case "cache": try cacheBenchmark()
   case "export": try export()
   case "worker": try worker()
   default:
     fail(
       "usage: DistillBench cache [--batch N] [--rounds N] [--steps N] [--warmup N] [--threads N] [--quick] [--out DIR]\n"
+        + "       DistillBench profile|operators [--batch N] [--rounds N] [--threads N]\n"
         + "       DistillBench export --out DIR [--teacher PRESET --student PRESET]\n"
         + "       DistillBench worker --weights DIR [--threads N] [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16]")
   }

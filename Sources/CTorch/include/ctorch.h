@@ -42,6 +42,11 @@ bool ct_autocast_enabled(int device_type);
 // Loads libtorch_cuda.so from LibTorch's lib folder so CUDA kernels register; returns 1 if
 // loaded, 0 if not available (the reason is left in ct_last_error, for diagnostics only).
 int ct_try_load_cuda(void);
+// LibTorch's operator profiler on CPU activities (benchmarks): start (recording input shapes or
+// not), then stop writing one line per event to `path`: name (followed by the input shapes when
+// recorded), thread id, start ns, duration ns (tab-separated).
+int ct_profiler_start(bool shapes);
+int ct_profiler_stop(const char *path);
 bool ct_cuda_is_available(void);
 int ct_cuda_device_count(void);
 int ct_cuda_synchronize(int device);
@@ -137,6 +142,8 @@ ct_tensor ct_index_select(ct_tensor a, int64_t dim, ct_tensor index);
 ct_tensor ct_gather(ct_tensor a, int64_t dim, ct_tensor index);
 ct_tensor ct_scatter_add(ct_tensor a, int64_t dim, ct_tensor index, ct_tensor src);
 ct_tensor ct_index_bool(ct_tensor a, ct_tensor mask);  // a[mask]
+// a with the positions where `mask` (broadcast to a) is true filled from src, in order (out of place).
+ct_tensor ct_masked_scatter(ct_tensor a, ct_tensor mask, ct_tensor src);
 ct_tensor ct_cat(const ct_tensor *ts, int n, int64_t dim);
 ct_tensor ct_stack(const ct_tensor *ts, int n, int64_t dim);
 // Writes up to `max` handles into out; returns how many pieces (or -1).
