@@ -219,7 +219,8 @@ ct_tensor ct_scatter_add(ct_tensor a, int64_t dim, ct_tensor i, ct_tensor src) {
   CT_TENSOR(at::scatter_add(T(a), dim, T(i), T(src)));
 }
 ct_tensor ct_index_bool(ct_tensor a, ct_tensor m) { CT_TENSOR(T(a).index({T(m)})); }
-ct_tensor ct_masked_scatter(ct_tensor a, ct_tensor m, ct_tensor s) { CT_TENSOR(T(a).masked_scatter(T(m), T(s))); }
+ct_tensor ct_nonzero(ct_tensor a) { CT_TENSOR(at::nonzero(T(a))); }
+ct_tensor ct_index_copy(ct_tensor a, int64_t dim, ct_tensor i, ct_tensor s) { CT_TENSOR(at::index_copy(T(a), dim, T(i), T(s))); }
 ct_tensor ct_cat(const ct_tensor *ts, int n, int64_t dim) { CT_TENSOR(at::cat(list(ts, n), dim)); }
 ct_tensor ct_stack(const ct_tensor *ts, int n, int64_t dim) { CT_TENSOR(at::stack(list(ts, n), dim)); }
 

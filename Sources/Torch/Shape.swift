@@ -54,11 +54,13 @@ extension Tensor {
   public func masked(_ mask: Tensor) throws -> Tensor {
     try withExtendedLifetime(mask) { try .make("masked", ct_index_bool(handle, mask.handle)) }
   }
-  /// A copy with the positions where `mask` (bool, broadcast to this shape) is true filled from
-  /// `source`'s elements in order: the inverse of `masked(_:)` (`x.masked_scatter(mask, source)`).
-  public func maskedScatter(_ mask: Tensor, _ source: Tensor) throws -> Tensor {
-    try withExtendedLifetime((mask, source)) {
-      try .make("maskedScatter", ct_masked_scatter(handle, mask.handle, source.handle))
+  /// The indices of the nonzero elements, [N, dim] (int64), in row-major order (`torch.nonzero`).
+  public func nonzero() throws -> Tensor { try .make("nonzero", ct_nonzero(handle)) }
+  /// A copy with the slices at `index` along `dim` replaced by `source`'s (`torch.index_copy`):
+  /// the inverse of `indexSelect(dim:index:)`, differentiable in both tensors.
+  public func indexCopy(dim: Int, index: Tensor, source: Tensor) throws -> Tensor {
+    try withExtendedLifetime((index, source)) {
+      try .make("indexCopy", ct_index_copy(handle, Int64(dim), index.handle, source.handle))
     }
   }
 

@@ -622,6 +622,28 @@ func operatorProfile() throws {
   }
   let total = { (p: [String: OperatorProfile]) in p.values.reduce(0.0) { $0 + Double($1.selfNanoseconds) } / 1e6 / Double(rounds) }
   print(String(format: "  self time in all operators per step: cmapkd %.1f ms, none %.1f ms", total(cm), total(none)))
+
+  // One `gating` update at the configured S and H (the selector narrows the batches itself).
+  var trainBatch = batch
+  trainBatch.teacher = features
+  var heldOut = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
+  heldOut.teacher = try bench.teacherFeatures(heldOut)
+  let selector = try SelectorTrainer(cmapkd: bench.cmapkd, alsn: bench.head.alsn)
+  func update() throws { _ = try selector.gatingUpdate(student: student, head: bench.head, batch: trainBatch, heldOut: heldOut) }
+  for _ in 0..<2 { try update() }
+  let updates = max(2, rounds / 2)
+  let updateWall = try (0..<updates).map { _ in try seconds { try update() } }
+  let selectorOps = try Torch.profileOperators(shapes: CommandLine.arguments.contains("--shapes")) {
+    for _ in 0..<updates { try update() }
+  }
+  print(
+    String(
+      format: "gating update (S = %d, H = %d): median wall time %.1f ms, unprofiled; its operators by self time per update:",
+      bench.cmapkd.config.selectorSamples, bench.cmapkd.config.selectorHeldOut, median(updateWall) * 1e3))
+  for op in selectorOps.prefix(rows) {
+    let ms = Double(op.selfNanoseconds) / 1e6 / Double(updates)
+    print(String(format: "  %-58@ %9.2f ms %7.0f calls", String(op.name.prefix(58)) as NSString, ms, Double(op.calls) / Double(updates)))
+  }
 }
 
 do {

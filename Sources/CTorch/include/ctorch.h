@@ -142,8 +142,10 @@ ct_tensor ct_index_select(ct_tensor a, int64_t dim, ct_tensor index);
 ct_tensor ct_gather(ct_tensor a, int64_t dim, ct_tensor index);
 ct_tensor ct_scatter_add(ct_tensor a, int64_t dim, ct_tensor index, ct_tensor src);
 ct_tensor ct_index_bool(ct_tensor a, ct_tensor mask);  // a[mask]
-// a with the positions where `mask` (broadcast to a) is true filled from src, in order (out of place).
-ct_tensor ct_masked_scatter(ct_tensor a, ct_tensor mask, ct_tensor src);
+// Indices of a's nonzero elements [N, a.dim()] (int64).
+ct_tensor ct_nonzero(ct_tensor a);
+// a with the slices at `index` along `dim` replaced by src's (out of place).
+ct_tensor ct_index_copy(ct_tensor a, int64_t dim, ct_tensor index, ct_tensor src);
 ct_tensor ct_cat(const ct_tensor *ts, int n, int64_t dim);
 ct_tensor ct_stack(const ct_tensor *ts, int n, int64_t dim);
 // Writes up to `max` handles into out; returns how many pieces (or -1).
