@@ -140,3 +140,21 @@ struct OpsParityTests {
     #expect(try mismatch(perm, fixture["random/randperm_after"]!, rtol: 0, atol: 0) == nil)
   }
 }
+
+@Suite("Row gathers by index (hand-derived)")
+struct IndexOpsTests {
+  @Test("nonzero lists indices in row-major order; indexCopy puts indexSelect's rows back, gradients routed")
+  func nonzeroAndIndexCopy() throws {
+    let mask = try Tensor([0, 1, 1, 0, 1] as [Float], shape: [5])
+    let rows = try mask.gt(0.5).nonzero()
+    #expect(rows.shape == [3, 1])
+    #expect(try rows.squeeze(1).doubles() == [1, 2, 4])
+    let x = try Tensor((0..<10).map(Float.init), shape: [5, 2]).requiresGrad(true)
+    let picked = try x.indexSelect(dim: 0, index: rows.squeeze(1))
+    #expect(try picked.doubles() == [2, 3, 4, 5, 8, 9])
+    let back = try Tensor.zeros([5, 2]).indexCopy(dim: 0, index: rows.squeeze(1), source: picked * 2)
+    #expect(try back.doubles() == [0, 0, 4, 6, 8, 10, 0, 0, 16, 18])
+    let grad = try Torch.gradients(of: [back.sum()], withRespectTo: [x])[0]!
+    #expect(try grad.doubles() == [0, 0, 2, 2, 2, 2, 0, 0, 2, 2])
+  }
+}
