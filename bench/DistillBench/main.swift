@@ -194,6 +194,53 @@ func sceneModels() throws -> (teacher: CLIPModel, student: CLIPModel) {
   try models(teacher: "scene-teacher", student: "scene-student")
 }
 
+/// What the cache, profile and operators modes start from: the scene models, the benchmarked
+/// step (PHI-S fitted on its batch), a random batch at the scene sizes, and its generator.
+struct SceneSetup {
+  let teacher: CLIPModel
+  let student: CLIPModel
+  let bench: DistillStep
+  let batch: DistillBatch
+  let generator: Generator
+  let imageSize = Presets.sceneStudent.visionConfig.imageSize
+  let textLength = Presets.sceneStudent.textConfig.maxPositionEmbeddings
+
+  init(batchSize: Int) throws {
+    (teacher, student) = try sceneModels()
+    bench = try DistillStep(student: student, teacher: teacher, head: benchHead(student: student, teacher: teacher))
+    generator = try Generator(seed: 1)
+    batch = try randomBatch(size: batchSize, imageSize: imageSize, length: textLength, generator: generator)
+    try fitStandardizer(bench, teacher: teacher, batch: batch)
+  }
+
+  /// A second batch from the same generator, with the teacher's features: the selector's held-out batch.
+  func heldOut() throws -> DistillBatch {
+    var batch = try randomBatch(size: self.batch.pixels.size(0), imageSize: imageSize, length: textLength, generator: generator)
+    batch.teacher = try bench.teacherFeatures(batch)
+    return batch
+  }
+}
+
+/// The baseline every method is paid against: a no-distillation step on a batch (the student's
+/// CLIP loss, backward, AdamW over the student alone).
+final class NoDistillationStep {
+  let student: CLIPModel
+  let optimizer: AdamW
+
+  init(_ student: CLIPModel) throws {
+    self.student = student
+    optimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
+  }
+
+  func callAsFunction(_ batch: DistillBatch) throws {
+    let image = try student.encodeImage(batch.pixels)
+    let text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
+    try Losses.clip(images: image, texts: text, logitScale: student.logitScale).backward()
+    try optimizer.step()
+    try optimizer.zeroGrad()
+  }
+}
+
 /// Two presets by name (Presets.all), with CLIP's training initialisation, seed 0.
 func models(teacher: String, student: String) throws -> (teacher: CLIPModel, student: CLIPModel) {
   guard let t = Presets.all[teacher], let s = Presets.all[student] else {
@@ -219,12 +266,9 @@ func cacheBenchmark() throws {
   let out = option("--out") ?? "bench/out"
   let loadBefore = loadAverage()
 
-  let (teacher, student) = try sceneModels()
-  let bench = try DistillStep(student: student, teacher: teacher, head: benchHead(student: student, teacher: teacher))
-  let generator = try Generator(seed: 1)
-  let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
-  let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
-  try fitStandardizer(bench, teacher: teacher, batch: batch)
+  let setup = try SceneSetup(batchSize: batchSize)
+  let (teacher, student, bench, batch) = (setup.teacher, setup.student, setup.bench, setup.batch)
+  let (image, length) = (setup.imageSize, setup.textLength)
   let keys = (0..<batchSize).map { "bench-\($0)" }
 
   let root = FileManager.default.temporaryDirectory.appendingPathComponent("distillbench-cache-\(getpid())").path
@@ -268,9 +312,7 @@ func cacheBenchmark() throws {
 
   // What the selector adds: a `gating` update (credits + ALSN step) every K steps, and a
   // held-out evaluation per learning step of `policy`.
-  let heldOutBatch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
-  var heldOut = heldOutBatch
-  heldOut.teacher = try bench.teacherFeatures(heldOutBatch)
+  let heldOut = try setup.heldOut()
   var trainBatch = batch
   trainBatch.teacher = try cache.features(for: keys)
   let selector = try SelectorTrainer(cmapkd: bench.cmapkd, alsn: bench.head.alsn)
@@ -286,19 +328,9 @@ func cacheBenchmark() throws {
     }
   }
 
-  // The baseline every method is paid against: a no-distillation step (the student's CLIP
-  // loss, backward, AdamW over the student alone), interleaved with cached CMAPKD steps.
-  let plainOptimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
-  func plainStep() throws -> Double {
-    try seconds {
-      let image = try student.encodeImage(batch.pixels)
-      let text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
-      let loss = try Losses.clip(images: image, texts: text, logitScale: student.logitScale)
-      try loss.backward()
-      try plainOptimizer.step()
-      try plainOptimizer.zeroGrad()
-    }
-  }
+  // The no-distillation step, interleaved with cached CMAPKD steps.
+  let noDistillation = try NoDistillationStep(student)
+  func plainStep() throws -> Double { try seconds { try noDistillation(batch) } }
   // Level skipping: manual weights with no weight on P2, P3, L1, L2, computed anyway
   // (skip_threshold 0) vs skipped (the default threshold).
   func skippingStep(threshold: Double) throws -> Double {
@@ -463,13 +495,8 @@ func profileSteps() throws {
   let batchSize = intOption("--batch", 64)
   let rounds = intOption("--rounds", 15)
   Torch.numThreads = intOption("--threads", 2)
-  let (teacher, student) = try sceneModels()
-  let head = try benchHead(student: student, teacher: teacher)
-  let bench = try DistillStep(student: student, teacher: teacher, head: head)
-  let generator = try Generator(seed: 1)
-  let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
-  let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
-  try fitStandardizer(bench, teacher: teacher, batch: batch)
+  let setup = try SceneSetup(batchSize: batchSize)
+  let (student, bench, batch, head) = (setup.student, setup.bench, setup.batch, setup.bench.head)
   let features = try bench.teacherFeatures(batch)
   let cmapkd = bench.cmapkd
   let plainOptimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
@@ -542,8 +569,7 @@ func profileSteps() throws {
   // here, so that the sizes timed are these, not `selector_samples` / `selector_heldout`.
   var trainBatch = batch
   trainBatch.teacher = features
-  var heldOut = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
-  heldOut.teacher = try bench.teacherFeatures(heldOut)
+  let heldOut = try setup.heldOut()
   var wholeBatches = cmapkd
   (wholeBatches.config.selectorSamples, wholeBatches.config.selectorHeldOut) = (0, 0)
   let selector = try SelectorTrainer(cmapkd: wholeBatches, alsn: head.alsn)
@@ -577,21 +603,11 @@ func operatorProfile() throws {
   let rounds = intOption("--rounds", 10)
   let rows = intOption("--top", 30)
   Torch.numThreads = intOption("--threads", 2)
-  let (teacher, student) = try sceneModels()
-  let bench = try DistillStep(student: student, teacher: teacher, head: benchHead(student: student, teacher: teacher))
-  let generator = try Generator(seed: 1)
-  let image = Presets.sceneStudent.visionConfig.imageSize, length = Presets.sceneStudent.textConfig.maxPositionEmbeddings
-  let batch = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
-  try fitStandardizer(bench, teacher: teacher, batch: batch)
+  let setup = try SceneSetup(batchSize: batchSize)
+  let (student, bench, batch) = (setup.student, setup.bench, setup.batch)
   let features = try bench.teacherFeatures(batch)
-  let plainOptimizer = try AdamW(student.parameters(), learningRate: 1e-4, weightDecay: 0.01)
-  func none() throws {
-    let image = try student.encodeImage(batch.pixels)
-    let text = try student.encodeText(batch.ids, attentionMask: batch.attentionMask)
-    try Losses.clip(images: image, texts: text, logitScale: student.logitScale).backward()
-    try plainOptimizer.step()
-    try plainOptimizer.zeroGrad()
-  }
+  let noDistillation = try NoDistillationStep(student)
+  func none() throws { try noDistillation(batch) }
   func cmapkd() throws { _ = try bench.train(batch, teacher: features) }
   var wall: [String: [Double]] = [:]
   var profiles: [String: [String: OperatorProfile]] = [:]
@@ -626,8 +642,7 @@ func operatorProfile() throws {
   // One `gating` update at the configured S and H (the selector narrows the batches itself).
   var trainBatch = batch
   trainBatch.teacher = features
-  var heldOut = try randomBatch(size: batchSize, imageSize: image, length: length, generator: generator)
-  heldOut.teacher = try bench.teacherFeatures(heldOut)
+  let heldOut = try setup.heldOut()
   let selector = try SelectorTrainer(cmapkd: bench.cmapkd, alsn: bench.head.alsn)
   func update() throws { _ = try selector.gatingUpdate(student: student, head: bench.head, batch: trainBatch, heldOut: heldOut) }
   for _ in 0..<2 { try update() }
