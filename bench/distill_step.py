@@ -76,12 +76,28 @@ class VectorAdapter(nn.Module):
         return self.out(F.gelu(self.norm(self.proj(x))))
 
 
-class StudentPyramid(nn.Module):
-    def __init__(self, sv, st, tv, tt):
+class LinearAdapter(nn.Module):
+    """One Linear over channels: per position of a map [B, C, H, W] (a 1×1 conv), or on the last dimension."""
+
+    def __init__(self, din, dout, spatial):
         super().__init__()
-        self.p2, self.p3, self.p4 = SpatialAdapter(sv, tv), SpatialAdapter(sv, tv), SpatialAdapter(sv, tv)
-        self.p5 = VectorAdapter(sv, tv)
-        self.l1, self.l2, self.l3, self.l4 = (VectorAdapter(st, tt) for _ in range(4))
+        self.proj, self.spatial = nn.Linear(din, dout), spatial
+
+    def forward(self, x):
+        return self.proj(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) if self.spatial else self.proj(x)
+
+
+class StudentPyramid(nn.Module):
+    def __init__(self, sv, st, tv, tt, kind):
+        super().__init__()
+        if kind == "mlp":
+            self.p2, self.p3, self.p4 = SpatialAdapter(sv, tv), SpatialAdapter(sv, tv), SpatialAdapter(sv, tv)
+            self.p5 = VectorAdapter(sv, tv)
+            self.l1, self.l2, self.l3, self.l4 = (VectorAdapter(st, tt) for _ in range(4))
+        else:
+            self.p2, self.p3, self.p4 = (LinearAdapter(sv, tv, True) for _ in range(3))
+            self.p5 = LinearAdapter(sv, tv, False)
+            self.l1, self.l2, self.l3, self.l4 = (LinearAdapter(st, tt, False) for _ in range(4))
 
 
 class BridgeProjector(nn.Module):
@@ -124,11 +140,11 @@ class ALSN(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self, student, teacher):
+    def __init__(self, student, teacher, adapter):
         super().__init__()
         s, t = student.config, teacher.config
         self.pyramid = StudentPyramid(s.vision_config.hidden_size, s.text_config.hidden_size,
-                                      t.vision_config.hidden_size, t.text_config.hidden_size)
+                                      t.vision_config.hidden_size, t.text_config.hidden_size, adapter)
         tv, tt = teacher.vision_model, teacher.text_model
         if BRIDGES:
             self.bridge = nn.Module()
@@ -249,8 +265,10 @@ class Step:
         head.train()
         head.alsn.eval()
         self.standardizer = None  # load_standardizer(...), once the Swift worker has fitted it
-        # torch.optim.AdamW's default on CPU is the single-tensor implementation, as ours.
-        self.optimizer = torch.optim.AdamW(list(student.parameters()) + list(head.parameters()), lr=1e-4, weight_decay=0.01)
+        # The fused kernel, as ours (Sources/CTorch: AdamW runs ATen's _fused_adamw_), so both
+        # sides run the same update; torch.optim's CPU default is the slower single-tensor form.
+        self.optimizer = torch.optim.AdamW(list(student.parameters()) + list(head.parameters()), lr=1e-4, weight_decay=0.01,
+                                           fused=True)
 
     def teacher_features(self, pixels, ids, mask):
         t = self.teacher
@@ -345,6 +363,7 @@ def main():
     p.add_argument("--swift-binary", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--adapter", choices=["linear", "mlp"], default="linear", help="the level adapters (pyramid.adapter)")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--steps", type=int, default=3, help="timed steps per side per round")
     p.add_argument("--warmup", type=int, default=2)
@@ -361,12 +380,12 @@ def main():
         teacher = CLIPModel.from_pretrained(os.path.join(tmp, "teacher"), attn_implementation="sdpa")
         student = CLIPModel.from_pretrained(os.path.join(tmp, "student"), attn_implementation="sdpa")
         assert student.config.text_config.eos_token_id == EOS, student.config.text_config.eos_token_id
-        head = Head(student, teacher)
+        head = Head(student, teacher, args.adapter)
         image, length = student.config.vision_config.image_size, student.config.text_config.max_position_embeddings
         pixels, ids, mask = random_batch(args.batch, image, length, torch.Generator().manual_seed(1))
         save_file({k: v.detach().contiguous() for k, v in head.state_dict().items()}, os.path.join(tmp, "head.safetensors"))
         save_file({"pixels": pixels, "ids": ids, "mask": mask}, os.path.join(tmp, "batch.safetensors"))
-        worker = SwiftWorker([args.swift_binary, "worker", "--weights", tmp, "--threads", str(args.threads)])
+        worker = SwiftWorker([args.swift_binary, "worker", "--weights", tmp, "--threads", str(args.threads), "--adapter", args.adapter])
         print(f"swift worker: {worker.ready}")
         standardizer = load_standardizer(tmp)
 

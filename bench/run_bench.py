@@ -102,8 +102,9 @@ def main():
         worker = SwiftWorker([args.swift_binary, "--weights", path, "--threads", str(args.threads)])
         print(f"swift worker: {worker.ready}")
 
-    # torch.optim.AdamW's default on CPU is the single-tensor implementation, as ours.
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    # The fused kernel, as ours (Sources/CTorch: AdamW runs ATen's _fused_adamw_), so both sides
+    # run the same update; torch.optim's CPU default is the slower single-tensor form.
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
 
     def torch_steps(n):
         times, loss = [], None

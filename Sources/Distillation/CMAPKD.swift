@@ -188,13 +188,15 @@ public final class CMAPKDHead: Module {
   /// - Parameters:
   ///   - embeddingLoss: which `embedding` term the head serves (its projections differ).
   ///   - bridges: whether to build the shared-space bridges (`CMAPKD.needsShared`).
+  ///   - adapter: the level adapters' kind (`pyramid.adapter`).
   public init(
-    student: CLIPConfig, teacher: CLIPModel, embeddingLoss: EmbeddingLoss = CMAPKDConfig().embeddingLoss, bridges: Bool = true
+    student: CLIPConfig, teacher: CLIPModel, embeddingLoss: EmbeddingLoss = CMAPKDConfig().embeddingLoss, bridges: Bool = true,
+    adapter: AdapterKind = PyramidConfig().adapter
   ) throws {
     let t = teacher.config
     pyramid = try StudentPyramid(
       studentWidths: (student.visionConfig.hiddenSize, student.textConfig.hiddenSize),
-      teacherWidths: (t.visionConfig.hiddenSize, t.textConfig.hiddenSize))
+      teacherWidths: (t.visionConfig.hiddenSize, t.textConfig.hiddenSize), kind: adapter)
     bridge = bridges ? try CrossModalBridge(teacher: TeacherBridge(teacher)) : nil
     alsn = try ALSN(featureWidth: student.projectionDim)
     let differ = student.projectionDim != t.projectionDim && embeddingLoss == .fd

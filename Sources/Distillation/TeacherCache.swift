@@ -109,12 +109,24 @@ public final class TeacherCache {
     }
     var fields: [String: Tensor] = [:]
     for name in rows[0].file.names {
-      let slices = try rows.map { try $0.file.tensor(name).select(dim: 0, index: $0.row) }
-      guard Set(slices.map(\.shape)).count == 1 else {  // e.g. texts padded to another length
+      let entries = rows.map { $0.file.info(name) }
+      guard let first = entries[0], entries.allSatisfy({ $0?.shape.dropFirst() == first.shape.dropFirst() && $0?.dtype == first.dtype })
+      else {  // e.g. texts padded to another length
         misses += 1
         return nil
       }
-      fields[name] = try Tensor.stack(slices, dim: 0).to(.float32)
+      // The rows' bytes side by side, then one tensor: a memcpy per row, not a LibTorch view,
+      // select and stack per row (2.4 ms of a 60 ms step at the demo's sizes).
+      let rowShape = Array(first.shape.dropFirst())
+      let rowBytes = rowShape.reduce(first.dtype.byteSize, *)
+      var bytes = [UInt8](repeating: 0, count: rowBytes * rows.count)
+      try bytes.withUnsafeMutableBytes { buffer in
+        for (i, location) in rows.enumerated() {
+          try location.file.copyRow(name, row: location.row, to: UnsafeMutableRawBufferPointer(rebasing: buffer[(i * rowBytes)..<((i + 1) * rowBytes)]))
+        }
+      }
+      fields[name] = try bytes.withUnsafeBytes { try Tensor.fromBytes($0, shape: [rows.count] + rowShape, dtype: first.dtype) }
+        .to(.float32)
     }
     hits += 1
     return fields

@@ -27,6 +27,14 @@ method:
 method:
   name: cmapkd
 """#,
+    "configs/ablations/mlp_adapters.yaml": #"""
+# Ablation: the adapters CMAPKD had until session 13 — conv 3×3 + GroupNorm + GELU + conv 1×1 on
+# the maps, Linear + LayerNorm + GELU + Linear on vectors — instead of one Linear per level.
+method:
+  cmapkd:
+    pyramid:
+      adapter: mlp
+"""#,
     "configs/ablations/no_adaptive_selection.yaml": #"""
 # Ablation: no adaptive selection — fixed uniform level weights instead of the ALSN.
 method:
@@ -233,6 +241,7 @@ method:
     pyramid:
       phrase_window: 3
       ladder: native          # P2 = g, P3 = ⌈g/2⌉, P4 = ⌈g/4⌉; `seed` upsamples to 4g, 2g, g
+      adapter: linear         # one Linear per level (a 1×1 conv on maps); `mlp`: conv/Linear + norm + GELU + Linear
 """#,
     "configs/methods/dsmd.yaml": #"""
 # DSMD as its authors coded it (github chrisx599/DSMD): queue contrastive, L1, cosine and VSE++

@@ -18,15 +18,17 @@ public struct PyramidConfig: Codable, Equatable, Sendable {
   /// `seed` ladder only: P2 and P3 are the shallow and middle maps upsampled by these factors.
   public var p2Scale: Int = 4
   public var p3Scale: Int = 2
+  /// The student's level adapters (`linear` or `mlp`, `AdapterKind`).
+  public var adapter: AdapterKind = .linear
 
   enum CodingKeys: String, CodingKey {
     case visionTaps = "vision_taps", languageTaps = "language_taps", phraseWindow = "phrase_window", ladder
-    case p2Scale = "p2_scale", p3Scale = "p3_scale"
+    case p2Scale = "p2_scale", p3Scale = "p3_scale", adapter
   }
 
   public init(
     visionTaps: [Int]? = nil, languageTaps: [Int]? = nil, phraseWindow: Int = 3, ladder: PyramidLadder = .native,
-    p2Scale: Int = 4, p3Scale: Int = 2
+    p2Scale: Int = 4, p3Scale: Int = 2, adapter: AdapterKind = .linear
   ) {
     self.visionTaps = visionTaps
     self.languageTaps = languageTaps
@@ -34,6 +36,7 @@ public struct PyramidConfig: Codable, Equatable, Sendable {
     self.ladder = ladder
     self.p2Scale = p2Scale
     self.p3Scale = p3Scale
+    self.adapter = adapter
   }
 
   /// The (height, width) of P2, P3, P4 for a teacher patch grid.
@@ -55,6 +58,7 @@ public struct PyramidConfig: Codable, Equatable, Sendable {
     ladder = try c.decode(.ladder, default: .native)
     p2Scale = try c.decode(.p2Scale, default: 4)
     p3Scale = try c.decode(.p3Scale, default: 2)
+    adapter = try c.decode(.adapter, default: .linear)
   }
 
   /// Quarter-depth taps for a tower of `depth` layers.

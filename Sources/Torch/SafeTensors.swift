@@ -151,6 +151,31 @@ public final class SafeTensorsFile: Sendable {
     }
   }
 
+  /// Copies row `row` (index along dimension 0) of tensor `name`, its raw bytes in the file's
+  /// dtype, to `destination`, which must hold exactly one row: gathering rows of many files into
+  /// one buffer costs a `memcpy` each, where a tensor view per row costs a LibTorch call each.
+  ///
+  /// ```swift
+  /// var row = [UInt8](repeating: 0, count: file.info("x")!.byteRange.count / 4)
+  /// try row.withUnsafeMutableBytes { try file.copyRow("x", row: 2, to: $0) }
+  /// ```
+  /// - Throws: `TorchError` naming the file when there is no such tensor, it is 0-d, the row is
+  ///   out of range or the destination is not one row's size.
+  public func copyRow(_ name: String, row: Int, to destination: UnsafeMutableRawBufferPointer) throws {
+    guard let entry = entries[name] else {
+      throw readError(path, "no tensor named '\(name)' (the file has \(names.count) tensors)")
+    }
+    guard let rows = entry.shape.first, (0..<rows).contains(row) else {
+      throw readError(path, "tensor '\(name)' of shape \(entry.shape) has no row \(row)")
+    }
+    let rowBytes = entry.byteRange.count / rows
+    guard destination.count == rowBytes else {
+      throw readError(path, "tensor '\(name)': a row is \(rowBytes) bytes, the destination \(destination.count)")
+    }
+    guard rowBytes > 0, let target = destination.baseAddress else { return }
+    target.copyMemory(from: mapping.base + bufferStart + entry.byteRange.lowerBound + row * rowBytes, byteCount: rowBytes)
+  }
+
   /// Every tensor, by name.
   ///
   /// ```swift

@@ -127,6 +127,29 @@ struct PyramidTests {
     }
   }
 
+  @Test("a linear adapter is a 1×1 conv on maps and a Linear on vectors; padded positions stay 0")
+  func linearAdapters() throws {
+    let spatial = try LinearAdapter(from: 6, to: 8, spatial: true)
+    let x = try Tensor.randn([4, 6, 3, 3])
+    let kernel = try spatial.proj.weight.reshape([8, 6, 1, 1])
+    let reference = try Functional.conv2d(x, weight: kernel, bias: spatial.proj.bias)
+    #expect(try spatial(x).shape == [4, 8, 3, 3])
+    #expect(try maxAbsDiff(spatial(x), reference) < 1e-5)
+    let vector = try LinearAdapter(from: 12, to: 20, spatial: false)
+    let tokens = try Tensor.randn([3, 5, 12])
+    let mask = try Tensor([1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0] as [Float], shape: [3, 5])
+    // By hand: x Wᵀ + b on every real position, 0 on padding.
+    let byHand = try (tokens.matmul(vector.proj.weight.t) + vector.proj.bias!) * mask.unsqueeze(2)
+    let pyramid = try StudentPyramid(studentWidths: (6, 12), teacherWidths: (8, 20))
+    #expect(pyramid.l1 is LinearAdapter && pyramid.p2 is LinearAdapter && PyramidConfig().adapter == .linear, "linear is the default")
+    let adapted = try StudentPyramid.onSequence(vector, tokens, mask: mask)
+    #expect(try maxAbsDiff(adapted, byHand) < 1e-5)
+    #expect(try adapted.select(dim: 0, index: 2).abs().sum().item() == 0)
+    let mlp = try StudentPyramid(studentWidths: (6, 12), teacherWidths: (8, 20), kind: .mlp)
+    #expect(mlp.p2 is SpatialAdapter && mlp.p5 is VectorAdapter && mlp.l2 is VectorAdapter)
+    #expect(try mlp.parameters().count == 4 * 6 + 4 * 6 && pyramid.parameters().count == 8 * 2)
+  }
+
   @Test("a sequence adapter on the real positions only gives adapter(x) · mask, values and gradients")
   func adapterOnRealPositions() throws {
     let adapter = try VectorAdapter(from: 12, to: 20)

@@ -77,6 +77,25 @@ struct OptimizerParityTests {
     try run("sgd_nesterov") { n in try SGD(n.parameters(), learningRate: 0.05, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }
   }
 
+  @Test("AdamW's fused kernel and its single-tensor form (non-contiguous parameters) take the same steps")
+  func adamWFusedAndSingleTensorAgree() throws {
+    // The same values twice: one contiguous parameter (the fused kernel) and one transposed,
+    // non-contiguous leaf (the single-tensor form), with the same gradients at every step.
+    let values = try Tensor.randn([4, 3])
+    let fused = try values.clone().requiresGrad(true)
+    let single = try values.t.contiguous().t.requiresGrad(true)
+    #expect(!single.isContiguous && fused.isContiguous)
+    let optimizer = try AdamW([fused, single], learningRate: 1e-2, betas: (0.9, 0.98), eps: 1e-6, weightDecay: 0.2)
+    for step in 0..<5 {
+      let target = try Tensor.randn([4, 3])
+      try optimizer.zeroGrad()
+      for p in [fused, single] { try ((p - target).square() * Double(step + 1)).sum().backward() }
+      try optimizer.step()
+      #expect(try maxAbsDiff(fused, single) < 1e-6, "step \(step)")
+    }
+    #expect(try maxAbsDiff(fused, values) > 1e-3, "the parameters moved")
+  }
+
   @Test("AdamW state round-trips: resuming from a saved state continues identically")
   func adamWStateRoundTrip() throws {
     let x = fixture["data/x"]!, y = fixture["data/y"]!

@@ -174,6 +174,30 @@ struct SafeTensorsTests {
     #expect(try SafeTensors.load(path)["w"]!.toArray(Float.self) == [1, 2, 3, 4])
   }
 
+  @Test("copyRow copies one row's bytes; a missing tensor, a bad row or a wrong-size buffer is an error naming the file")
+  func copyRows() throws {
+    let directory = try TemporaryDirectory()
+    let path = directory.file("rows.safetensors")
+    let values: [Float] = (0..<12).map(Float.init)  // [3, 2, 2]: row r holds 4r…4r+3
+    try SafeTensors.save(["x": try Tensor(values, shape: [3, 2, 2]), "h": try Tensor([Float(1), 2]).to(.float16)], to: path)
+    let file = try SafeTensorsFile(path: path)
+    var row = [Float](repeating: -1, count: 4)
+    try row.withUnsafeMutableBytes { try file.copyRow("x", row: 2, to: $0) }
+    #expect(row == [8, 9, 10, 11])
+    var half = [UInt16](repeating: 0, count: 1)
+    try half.withUnsafeMutableBytes { try file.copyRow("h", row: 1, to: $0) }
+    #expect(half == [0x4000])  // 2.0 in binary16
+    for (name, index, count) in [("y", 0, 4), ("x", 3, 4), ("x", -1, 4), ("x", 0, 3)] {
+      var buffer = [Float](repeating: 0, count: count)
+      do {
+        try buffer.withUnsafeMutableBytes { try file.copyRow(name, row: index, to: $0) }
+        Issue.record("copyRow(\(name), row: \(index)) into \(count) floats was accepted")
+      } catch let error as TorchError {
+        #expect(error.description.contains("rows.safetensors"), "\(error)")
+      }
+    }
+  }
+
   @Test("save replaces a file atomically: no temporary left, old mappings keep the old data")
   func atomicReplace() throws {
     let directory = try TemporaryDirectory()

@@ -128,6 +128,10 @@ func benchConfig() -> CMAPKDConfig {
     guard let loss = EmbeddingLoss(rawValue: text) else { fail("--embedding-loss: fd or unified, not \(text)") }
     config.embeddingLoss = loss
   }
+  if let text = option("--adapter") {
+    guard let kind = AdapterKind(rawValue: text) else { fail("--adapter: linear or mlp, not \(text)") }
+    config.pyramid.adapter = kind
+  }
   if option("--selector-interval") != nil { config.selectorInterval = intOption("--selector-interval", 10) }
   if let text = option("--selector-samples") { config.selectorSamples = Int(text) ?? -1 }
   if let text = option("--selector-heldout") { config.selectorHeldOut = Int(text) ?? -1 }
@@ -151,7 +155,7 @@ func settingsLine(_ config: CMAPKDConfig) -> String {
   let l = config.lambdas
   return "λ intra_v \(l.intraVision) intra_l \(l.intraLanguage) align \(l.align) pyramid \(l.pyramid) relation \(l.relation) "
     + "layer_relation \(l.layerRelation) task \(l.task) embedding \(l.embedding) (\(config.embeddingLoss.rawValue)); "
-    + "selector_interval \(config.selectorInterval), samples \(config.selectorSamples), held-out \(config.selectorHeldOut) (0: whole batch)"
+    + "adapters \(config.pyramid.adapter.rawValue); selector_interval \(config.selectorInterval), samples \(config.selectorSamples), held-out \(config.selectorHeldOut) (0: whole batch)"
 }
 
 /// The benchmark's CMAPKD head for `config`; for the `unified` embedding term, with PHI-S fitted
@@ -159,7 +163,8 @@ func settingsLine(_ config: CMAPKDConfig) -> String {
 func benchHead(student: CLIPModel, teacher: CLIPModel) throws -> CMAPKDHead {
   let config = benchConfig()
   return try CMAPKDHead(
-    student: student.config, teacher: teacher, embeddingLoss: config.embeddingLoss, bridges: CMAPKD(config).needsShared)
+    student: student.config, teacher: teacher, embeddingLoss: config.embeddingLoss, bridges: CMAPKD(config).needsShared,
+    adapter: config.pyramid.adapter)
 }
 
 func fitStandardizer(_ bench: DistillStep, teacher: CLIPModel, batch: DistillBatch) throws {
@@ -428,7 +433,7 @@ func export() throws {
 
 func worker() throws {
   guard let directory = option("--weights") else {
-    fail("usage: DistillBench worker --weights DIR [--threads N] [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16]")
+    fail("usage: DistillBench worker --weights DIR [--threads N] [--adapter linear|mlp] [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16]")
   }
   if let threads = option("--threads").flatMap(Int.init) { Torch.numThreads = threads }
   let device = try Device(parsing: option("--device") ?? "cpu")

@@ -93,7 +93,7 @@ def measure(args, device, precision, tmp):
     torch.manual_seed(0)
     teacher = CLIPModel.from_pretrained(os.path.join(tmp, "teacher"), attn_implementation="sdpa").to(device)
     student = CLIPModel.from_pretrained(os.path.join(tmp, "student"), attn_implementation="sdpa").to(device)
-    head = ds.Head(student, teacher).to(device)
+    head = ds.Head(student, teacher, "linear").to(device)  # the Swift worker's default adapters
     image, length = student.config.vision_config.image_size, student.config.text_config.max_position_embeddings
     pixels, ids, mask = ds.random_batch(args.batch, image, length, torch.Generator().manual_seed(1))
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, os.path.join(tmp, "head.safetensors"))

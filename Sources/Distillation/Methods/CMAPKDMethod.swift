@@ -33,7 +33,8 @@ public final class CMAPKDMethod: DistillationMethod {
     }
     self.method = method
     cmapkdHead = try CMAPKDHead(
-      student: context.student, teacher: context.teacher, embeddingLoss: config.embeddingLoss, bridges: method.needsShared)
+      student: context.student, teacher: context.teacher, embeddingLoss: config.embeddingLoss, bridges: method.needsShared,
+      adapter: config.pyramid.adapter)
     switch config.selection {
     case .gating, .policy: selector = try SelectorTrainer(cmapkd: method, alsn: cmapkdHead.alsn)
     case .uniform, .manual: selector = nil
