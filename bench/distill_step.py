@@ -258,17 +258,17 @@ def level_correlation(levels):
 
 
 class Step:
-    def __init__(self, student, teacher, head, threads):
+    def __init__(self, student, teacher, head, threads, fused=True):
         self.student, self.teacher, self.head = student, teacher, head
         teacher.eval().requires_grad_(False)
         student.train()
         head.train()
         head.alsn.eval()
         self.standardizer = None  # load_standardizer(...), once the Swift worker has fitted it
-        # The fused kernel, as ours (Sources/CTorch: AdamW runs ATen's _fused_adamw_), so both
-        # sides run the same update; torch.optim's CPU default is the slower single-tensor form.
+        # fused: the fused kernel, as ours (Sources/CTorch: AdamW runs ATen's _fused_adamw_), so both
+        # sides run the same update; else torch.optim's CPU default, the single-tensor form.
         self.optimizer = torch.optim.AdamW(list(student.parameters()) + list(head.parameters()), lr=1e-4, weight_decay=0.01,
-                                           fused=True)
+                                           fused=fused or None)
 
     def teacher_features(self, pixels, ids, mask):
         t = self.teacher
@@ -363,6 +363,8 @@ def main():
     p.add_argument("--swift-binary", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--pytorch-adamw", choices=["fused", "default"], default="fused",
+                   help="PyTorch's AdamW: fused (the same kernel as the Swift side) or torch.optim's CPU default (single-tensor)")
     p.add_argument("--adapter", choices=["linear", "mlp"], default="linear", help="the level adapters (pyramid.adapter)")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--steps", type=int, default=3, help="timed steps per side per round")
@@ -389,7 +391,7 @@ def main():
         print(f"swift worker: {worker.ready}")
         standardizer = load_standardizer(tmp)
 
-    step = Step(student, teacher, head, args.threads)
+    step = Step(student, teacher, head, args.threads, fused=args.pytorch_adamw == "fused")
     step.standardizer = standardizer
 
     def torch_steps(n):
@@ -417,7 +419,8 @@ def main():
 
     s, t = statistics.median(swift_times), statistics.median(torch_times)
     print(f"CMAPKD step (teacher live, forward + backward + AdamW over student + head)  batch={args.batch} "
-          f"image={image} text={length} threads={args.threads} torch={torch.__version__}")
+          f"image={image} text={length} threads={args.threads} torch={torch.__version__} adapters={args.adapter} "
+          f"pytorch AdamW={args.pytorch_adamw}")
     print(f"  swift   median {s * 1e3:9.1f} ms  min {min(swift_times) * 1e3:9.1f} ms  ({len(swift_times)} steps)")
     print(f"  pytorch median {t * 1e3:9.1f} ms  min {min(torch_times) * 1e3:9.1f} ms  ({len(torch_times)} steps)")
     print(f"ratio swift/pytorch (median step time): {s / t:.3f}")
@@ -426,7 +429,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "distill_step.json")
     with open(path, "w") as f:
-        json.dump(dict(batch=args.batch, image_size=image, text_length=length, threads=args.threads, rounds=args.rounds, steps_per_round=args.steps, torch=torch.__version__,
+        json.dump(dict(batch=args.batch, image_size=image, text_length=length, threads=args.threads, adapter=args.adapter, pytorch_adamw=args.pytorch_adamw, rounds=args.rounds, steps_per_round=args.steps, torch=torch.__version__,
                        swift_ms=[x * 1e3 for x in swift_times], pytorch_ms=[x * 1e3 for x in torch_times],
                        swift_median_ms=s * 1e3, pytorch_median_ms=t * 1e3, ratio_swift_over_pytorch=s / t,
                        first_step_loss=dict(swift=swift_first, pytorch=torch_first, agree=agree),
