@@ -3,6 +3,8 @@
 // student + head) at the scene benchmark's sizes (Presets.sceneTeacher / sceneStudent, their
 // image size and text length, batch 64).
 //
+//   Every mode takes --adapter linear|mlp (the level adapters; default the config's, linear).
+//
 //   DistillBench cache [--batch 64] [--rounds 10] [--steps 3] [--warmup 2] [--threads 2] [--quick] [--out bench/out]
 //       the teacher computed live (TeacherFeatures.compute) vs read from a warm TeacherCache,
 //       rounds alternated; then the cost of one `gating` selector update (per-sample look-ahead
