@@ -22,6 +22,14 @@ public enum AdapterKind: String, Codable, Sendable, CaseIterable {
 /// the others.
 public protocol LevelAdapter: Module {
   func callAsFunction(_ x: Tensor) throws -> Tensor
+  /// The adapter on a sequence x [B, T, D] with mask [B, T] (1 real, 0 padding): padded
+  /// positions 0, which the adapter's bias would otherwise give a value.
+  func onSequence(_ x: Tensor, mask: Tensor) throws -> Tensor
+}
+
+extension LevelAdapter {
+  /// Every position through the adapter, the padding masked after it.
+  public func onSequence(_ x: Tensor, mask: Tensor) throws -> Tensor { try self(x) * mask.unsqueeze(2) }
 }
 
 /// One linear map over channels: on a map [B, Cin, H, W] per position (a 1×1 conv), on a vector
@@ -93,6 +101,10 @@ public final class VectorAdapter: Module, LevelAdapter {
 
   /// [..., Din] → [..., Dout]
   public func callAsFunction(_ x: Tensor) throws -> Tensor { try out(norm(proj(x)).gelu()) }
+
+  /// On the real positions only (`StudentPyramid.onRealPositions`): a linear adapter costs less
+  /// than the gathering, this one more.
+  public func onSequence(_ x: Tensor, mask: Tensor) throws -> Tensor { try StudentPyramid.onRealPositions(self, x, mask: mask) }
 }
 
 /// The student's pyramid: the same parameter-free extraction as the teacher's, then one
@@ -145,21 +157,13 @@ public final class StudentPyramid: Module {
     }
     let v = VisionLevels(maps: maps, global: visionLevels.contains(.global) ? try p5(vision.global) : vision.global)
     var l = language
-    if languageLevels.contains(.fine) { l.tokens = try StudentPyramid.onSequence(l1, language.tokens, mask: language.tokenMask) }
+    if languageLevels.contains(.fine) { l.tokens = try l1.onSequence(language.tokens, mask: language.tokenMask) }
     if languageLevels.contains(.middle) {
-      l.phrases = try StudentPyramid.onSequence(l2, language.phrases, mask: language.phraseMask)
+      l.phrases = try l2.onSequence(language.phrases, mask: language.phraseMask)
     }
     if languageLevels.contains(.deep) { l.sentence = try l3(language.sentence) }
     if languageLevels.contains(.global) { l.global = try l4(language.global) }
     return (v, l)
-  }
-
-  /// `adapter(x) · mask` for a sequence x [B, T, D] with mask [B, T] (1 real, 0 padding): padded
-  /// positions 0, which the adapter's bias would otherwise give a value. An `mlp` adapter runs on
-  /// the real positions only (`onRealPositions`); a linear one costs less than the gathering.
-  public static func onSequence(_ adapter: any LevelAdapter, _ x: Tensor, mask: Tensor) throws -> Tensor {
-    if let mlp = adapter as? VectorAdapter { return try onRealPositions(mlp, x, mask: mask) }
-    return try adapter(x) * mask.unsqueeze(2)
   }
 
   /// `adapter` on the real positions of x [B, T, D] (mask [B, T]: 1 real, 0 padding):

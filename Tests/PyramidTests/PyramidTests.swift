@@ -142,7 +142,7 @@ struct PyramidTests {
     let byHand = try (tokens.matmul(vector.proj.weight.t) + vector.proj.bias!) * mask.unsqueeze(2)
     let pyramid = try StudentPyramid(studentWidths: (6, 12), teacherWidths: (8, 20))
     #expect(pyramid.l1 is LinearAdapter && pyramid.p2 is LinearAdapter && PyramidConfig().adapter == .linear, "linear is the default")
-    let adapted = try StudentPyramid.onSequence(vector, tokens, mask: mask)
+    let adapted = try vector.onSequence(tokens, mask: mask)
     #expect(try maxAbsDiff(adapted, byHand) < 1e-5)
     #expect(try adapted.select(dim: 0, index: 2).abs().sum().item() == 0)
     let mlp = try StudentPyramid(studentWidths: (6, 12), teacherWidths: (8, 20), kind: .mlp)
