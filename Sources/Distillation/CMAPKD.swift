@@ -56,6 +56,18 @@ public enum EmbeddingLoss: String, Codable, Sendable, CaseIterable {
   case unified
 }
 
+/// How a `gating` or `policy` update computes the look-ahead credits c_bk = ⟨∇L_h, ∇ℓ_bk⟩
+/// (`SelectorTrainer.credits`).
+public enum CreditEstimator: String, Codable, Sendable, CaseIterable {
+  /// Central differences along d = ∇L_h: c ≈ [ℓ(θ + h·d) − ℓ(θ − h·d)] / 2h, h = r / ‖d‖ (r:
+  /// `selector_fd_radius`), every ℓ_bk from two forward passes without gradients, the student in
+  /// eval mode (no dropout, so both passes see the same network). Error O(h²) plus float round-off.
+  case finiteDifference = "finite_difference"
+  /// Exact: ∇_θ Σ ε_bk ℓ_bk with the graph kept, then ∂⟨·, ∇L_h⟩/∂ε by a second backward, with
+  /// attention on its twice-differentiable (math) kernel.
+  case doubleBackward = "double_backward"
+}
+
 /// CMAPKD's settings.
 public struct CMAPKDConfig: Codable, Equatable, Sendable {
   public var pyramid = PyramidConfig()
@@ -78,6 +90,10 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   /// H: the held-out pairs of L_h in a `gating` update (the first H of the runner's held-out
   /// batch; 0: all of them). Data-parallel runs use both batches whole.
   public var selectorHeldOut = 32
+  /// How the credits are computed (`CreditEstimator`).
+  public var selectorCredit = CreditEstimator.finiteDifference
+  /// r, the norm of the parameter perturbation of the `finite_difference` credits.
+  public var selectorFDRadius = 1e-2
   /// β, the weight of the entropy bonus in the `gating` selector's loss. With credits
   /// normalized to Σ|ĉ| = 1 the selector's optimum is w ∝ exp(ĉ / β), so β bounds how far
   /// the weights can collapse (`SelectorTrainer.entropyFloor`).
@@ -105,6 +121,7 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     case manualVision = "manual_vision", manualLanguage = "manual_language", manualCoupling = "manual_coupling"
     case selectorLearningRate = "selector_learning_rate", selectorInterval = "selector_interval"
     case selectorSamples = "selector_samples", selectorHeldOut = "selector_heldout"
+    case selectorCredit = "selector_credit", selectorFDRadius = "selector_fd_radius"
     case selectorEntropyWeight = "selector_entropy_weight", policySigma = "policy_sigma", policyCostWeight = "policy_cost_weight"
     case policyBaselineMomentum = "policy_baseline_momentum", skipThreshold = "skip_threshold"
     case visionPyramid = "vision_pyramid", languageHierarchy = "language_hierarchy", embeddingLoss = "embedding_loss"
@@ -134,6 +151,8 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     selectorInterval = try c.decode(.selectorInterval, default: d.selectorInterval)
     selectorSamples = try c.decode(.selectorSamples, default: d.selectorSamples)
     selectorHeldOut = try c.decode(.selectorHeldOut, default: d.selectorHeldOut)
+    selectorCredit = try c.decode(.selectorCredit, default: d.selectorCredit)
+    selectorFDRadius = try c.decode(.selectorFDRadius, default: d.selectorFDRadius)
     selectorEntropyWeight = try c.decode(.selectorEntropyWeight, default: d.selectorEntropyWeight)
     policySigma = try c.decode(.policySigma, default: d.policySigma)
     policyCostWeight = try c.decode(.policyCostWeight, default: d.policyCostWeight)
@@ -161,6 +180,8 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
     try check(selectorInterval >= 1, "selector_interval must be ≥ 1 (learn every K steps), got \(selectorInterval)")
     try check(selectorSamples >= 0, "selector_samples must be ≥ 0 (0: the whole batch), got \(selectorSamples)")
     try check(selectorHeldOut >= 0, "selector_heldout must be ≥ 0 (0: the whole held-out batch), got \(selectorHeldOut)")
+    try check(
+      selectorFDRadius > 0 && selectorFDRadius.isFinite, "selector_fd_radius must be a positive number, got \(selectorFDRadius)")
     try check(selectorEntropyWeight >= 0, "selector_entropy_weight must be ≥ 0, got \(selectorEntropyWeight)")
     try check(policySigma > 0, "policy_sigma must be > 0, got \(policySigma)")
     try check(policyCostWeight >= 0, "policy_cost_weight must be ≥ 0, got \(policyCostWeight)")
@@ -215,7 +236,10 @@ public final class CMAPKDHead: Module {
   /// L2-normalised embeddings.
   public func projectToTeacher(image: Tensor, text: Tensor) throws -> (image: Tensor, text: Tensor) {
     if let embeddingProjector {
-      return (try embeddingProjector(Functional.normalize(image)), try embeddingProjector(Functional.normalize(text)))
+      // Both modalities in one pass of the shared projector (row by row the same map).
+      let both = try embeddingProjector(Functional.normalize(Tensor.cat([image, text], dim: 0)))
+      let b = image.size(0)
+      return (try both.narrow(dim: 0, start: 0, length: b), try both.narrow(dim: 0, start: b, length: both.size(0) - b))
     }
     return (try imageProjection.map { try $0(image) } ?? image, try textProjection.map { try $0(text) } ?? text)
   }
@@ -472,12 +496,11 @@ public struct CMAPKD {
     }
     // In float32 at least, whatever autocast gave the projector (float64 stays float64).
     let dtype: DType = side.inTeacherWidth.image.dtype == .float64 ? .float64 : .float32
-    let ti = try standardizer(Functional.normalize(teacher.imageEmbedding.to(dtype)))
-    let tt = try standardizer(Functional.normalize(teacher.textEmbedding.to(dtype)))
-    let li = try MultiTeacherMethod.perSampleLoss(side.inTeacherWidth.image.to(dtype), ti)
-    let lt = try MultiTeacherMethod.perSampleLoss(side.inTeacherWidth.caption.to(dtype), tt)
+    // Images and captions stacked [2B, D]: the mean over both is 0.5 · (mean ℓ_image + mean ℓ_text).
+    let target = try standardizer(Functional.normalize(Tensor.cat([teacher.imageEmbedding, teacher.textEmbedding], dim: 0).to(dtype)))
+    let prediction = try Tensor.cat([side.inTeacherWidth.image, side.inTeacherWidth.caption], dim: 0).to(dtype)
     var parts = LossParts()
-    parts.add("unified", try ((li + lt) * 0.5).mean())
+    parts.add("unified", try MultiTeacherMethod.perSampleLoss(prediction, target).mean())
     return parts
   }
 
@@ -499,9 +522,12 @@ public struct CMAPKD {
         batch: image.size(0), vision: config.manualVision, language: config.manualLanguage, coupling: config.manualCoupling,
         activeVision: active.vision, activeLanguage: active.language, device: image.device)
     case .gating:
-      return try head.alsn(image: image, text: text, activeVision: active.vision, activeLanguage: active.language).detached()
+      // Without gradients: the weights are constants of the step, so no graph is worth recording.
+      return try Torch.noGrad {
+        try head.alsn(image: image, text: text, activeVision: active.vision, activeLanguage: active.language).detached()
+      }
     case .policy:
-      let actions = try head.alsn.logits(image: image, text: text).detach().sigmoid()
+      let actions = try Torch.noGrad { try head.alsn.logits(image: image, text: text).detach().sigmoid() }
       return try LevelWeights.proportional(actions: actions, activeVision: active.vision, activeLanguage: active.language)
     }
   }

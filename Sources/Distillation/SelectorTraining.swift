@@ -53,6 +53,63 @@ public enum LookAheadCredit {
       return try (credit ?? Tensor.zeros(shape)).detach().to(.float64)
     }
   }
+
+  /// The same credits by central differences along d = ∇L_h: the weighted terms are linear in
+  /// ε, so ℓ_bk = ∂terms/∂ε_bk at any ε, read off by a backward through the loss operators alone
+  /// (the student's side is computed without gradients); then
+  /// c_bk ≈ [ℓ_bk(θ + h·d) − ℓ_bk(θ − h·d)] / 2h with h = radius / ‖d‖, an error of O(h²).
+  ///
+  /// The parameters are put back bit for bit (copied, not subtracted). The student runs in eval
+  /// mode, so that dropout cannot differ between the two passes.
+  /// - Parameters:
+  ///   - direction: d, one entry per parameter (nil: that parameter stays put); `directionNorm` ‖d‖.
+  ///   - forward: the student's side of the batch at the current parameters.
+  ///   - terms: Σ_bk ε_bk ℓ_bk of a side for a given ε [B, 24].
+  /// - Returns: c [B, 24] float64 and the side at θ (its embeddings: the mean of the two passes',
+  ///   equal to the unperturbed ones up to O(h²)).
+  static func centralDifference(
+    student: Module, parameters: [Tensor], direction: [Tensor?], directionNorm: Double, radius: Double,
+    forward: () throws -> StudentSide, terms: (StudentSide, Tensor) throws -> Tensor?
+  ) throws -> (Tensor, StudentSide) {
+    let wasTraining = student.isTraining
+    student.eval()
+    defer { student.train(wasTraining) }
+    func losses(_ side: StudentSide) throws -> Tensor {
+      let shape = [side.image.size(0), 24]
+      return try Torch.enableGrad {
+        let epsilon = try Tensor.zeros(shape, dtype: side.image.dtype, device: side.image.device).requiresGrad(true)
+        guard let weighted = try terms(side, epsilon), weighted.requiresGrad,
+          let l = try Torch.gradients(of: [weighted], withRespectTo: [epsilon])[0]
+        else { return try Tensor.zeros(shape, dtype: .float64, device: side.image.device) }
+        return try l.to(.float64)
+      }
+    }
+    guard directionNorm > 0, directionNorm.isFinite else {
+      let side = try Torch.noGrad { try forward() }
+      return (try Tensor.zeros([side.image.size(0), 24], dtype: .float64, device: side.image.device), side)
+    }
+    let h = radius / directionNorm
+    let moved = try zip(parameters, direction).compactMap { p, d in try d.map { (p, try $0.detach()) } }
+    return try Torch.noGrad {
+      let saved = try moved.map { try $0.0.detach().clone() }
+      defer { for ((p, _), original) in zip(moved, saved) { try? p.copy(from: original) } }
+      func side(at sign: Double) throws -> (StudentSide, Tensor) {
+        for ((p, d), original) in zip(moved, saved) {
+          if sign < 0 { try p.copy(from: original) }  // the + pass starts at θ itself
+          try p.addInPlace(d, alpha: sign * h)
+        }
+        let side = try forward()
+        return (side, try losses(side))
+      }
+      let (plus, lPlus) = try side(at: 1)
+      let (minus, lMinus) = try side(at: -1)
+      let credits = try (lPlus - lMinus) / (2 * h)
+      var mid = plus
+      mid.image = try (plus.image + minus.image) * 0.5
+      mid.caption = try (plus.caption + minus.caption) * 0.5
+      return (credits, mid)
+    }
+  }
 }
 
 /// The credits of one batch: per (sample, term) in the ALSN's head layout, and their batch
@@ -172,66 +229,99 @@ public final class SelectorTrainer {
   }
 
   /// The per-sample look-ahead credits of the weighted terms at the student's current
-  /// parameters (`LookAheadCredit`).
+  /// parameters (`LookAheadCredit`), by the configured estimator (`selector_credit`).
   ///
   /// The virtual step moves every trainable parameter of the student (towers, projections,
   /// logit scale). Not a subset of the last blocks: a level's term reaches the tower only up
   /// to its tap, so a virtual step on the last blocks would give P2/L1 zero credit by
   /// construction. Not the adapters and bridges either: L_h does not depend on them
   /// (∇_head L_h = 0), so they add nothing to ⟨∇L_h, ∇ℓ_bk⟩. The cost is one held-out
-  /// forward and backward, one forward of the batch and a double backward, every K steps.
+  /// forward and backward, then either two forwards of the batch without gradients
+  /// (`finite_difference`) or one forward with gradients and a double backward
+  /// (`double_backward`), every K steps.
   /// - Returns: the credits and the student's side of `batch` (its embeddings feed the ALSN).
   public static func credits(
     cmapkd: CMAPKD, student: CLIPModel, head: CMAPKDHead, batch: DistillBatch, heldOut: DistillBatch
   ) throws -> (credits: LevelCredits, side: StudentSide) {
     let config = cmapkd.config
-    let lambdas = config.lambdas
     let teacher = try batch.requireTeacher("cmapkd")
     let active = config.activeLevels(batch.stage)
     let parameters = student.parameters().filter(\.requiresGrad)
-    return try Torch.twiceDifferentiable { try Torch.enableGrad {
-      let heldOutLoss = try SelectorTrainer.heldOutLoss(student: student, batch: heldOut, temperature: config.temperature)
-      var direction = try Torch.gradients(of: [heldOutLoss], withRespectTo: parameters)  // ∇L_h per parameter
+    func forward() throws -> StudentSide {
+      try cmapkd.forward(
+        student: student, head: head, teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask,
+        computing: active)
+    }
+    func terms(_ side: StudentSide, _ epsilon: Tensor) throws -> Tensor? {
+      try weightedTerms(cmapkd: cmapkd, side: side, teacher: teacher, active: active, epsilon: epsilon)
+    }
+    // L_h and its gradient need only single backward: attention keeps its fast kernel.
+    let (heldOutLoss, direction) = try Torch.enableGrad {
+      let loss = try SelectorTrainer.heldOutLoss(student: student, batch: heldOut, temperature: config.temperature)
+      var direction = try Torch.gradients(of: [loss], withRespectTo: parameters)  // ∇L_h per parameter
       if let group = student.dataParallel {
         // Each rank holds W × its own rows' share of ∇L_h (the towers gather the held-out batch);
         // their mean is the whole gradient. The credits need nothing more: the double backward
-        // through the towers' gather already sums every rank's rows.
+        // (or the perturbed forwards) through the towers' gather already covers every rank's rows.
         let present = direction.compactMap { $0 }
         try group.allReduceSum(present)
         direction = try direction.map { try $0.map { try $0 / Double(group.worldSize) } }
       }
-      let norm = try Foundation.sqrt(SelectorTrainer.dot(direction, direction))
-      let side = try cmapkd.forward(
-        student: student, head: head, teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask,
-        computing: active)
-      let (teacherVision, teacherLanguage) = try teacher.levels(config.pyramid)
-      let perSample = try LookAheadCredit.perSample(
-        parameters: parameters, heldOutGradient: direction, shape: [side.image.size(0), 24]
-      ) { epsilon in
-        let (ev, el, ec) = try ALSN.split(epsilon)
-        var terms: [Tensor] = []
-        if lambdas.intraVision != 0, let t = try Losses.intraVision(
-          student: side.vision, teacher: teacherVision, weights: ev, active: active.vision
-        ).sum() {
-          terms.append(try t * lambdas.intraVision)
+      return (try loss.item(), direction)
+    }
+    let norm = try Foundation.sqrt(SelectorTrainer.dot(direction, direction))
+    let perSample: Tensor, side: StudentSide
+    switch config.selectorCredit {
+    case .doubleBackward:
+      (perSample, side) = try Torch.twiceDifferentiable {
+        try Torch.enableGrad {
+          let side = try forward()
+          let shape = [side.image.size(0), 24]
+          let c = try LookAheadCredit.perSample(parameters: parameters, heldOutGradient: direction, shape: shape) {
+            try terms(side, $0)
+          }
+          return (c, side)
         }
-        if lambdas.intraLanguage != 0, let t = try Losses.intraLanguage(
-          student: side.language, teacher: teacherLanguage, weights: el, active: active.language
-        ).sum() {
-          terms.append(try t * lambdas.intraLanguage)
-        }
-        if lambdas.pyramid != 0, let t = try Losses.pyramidAlignment(
-          student: side.shared, teacher: (teacher.sharedVision, teacher.sharedLanguage), coupling: ec.reshape([-1, 4, 4]),
-          activeVision: active.vision, activeLanguage: active.language, temperature: config.temperature
-        ).sum() {
-          terms.append(try t * lambdas.pyramid)
-        }
-        guard let first = terms.first else { return nil }
-        return try terms.dropFirst().reduce(first) { try $0 + $1 }
       }
-      let credits = try LevelCredits(perSample: perSample, heldOutLoss: try heldOutLoss.item(), heldOutGradientNorm: norm)
-      return (credits, side)
-    } }
+    case .finiteDifference:
+      (perSample, side) = try LookAheadCredit.centralDifference(
+        student: student, parameters: parameters, direction: direction, directionNorm: norm, radius: config.selectorFDRadius,
+        forward: forward, terms: terms)
+    }
+    let credits = try LevelCredits(perSample: perSample, heldOutLoss: heldOutLoss, heldOutGradientNorm: norm)
+    return (credits, side)
+  }
+
+  /// Σ_bk ε_bk ℓ_bk: the weighted terms the selector's weights multiply (intra-modal levels and
+  /// pyramid-alignment pairs, with their λ), for perturbation weights ε [B, 24] in the ALSN's
+  /// head layout; nil when none is on.
+  static func weightedTerms(
+    cmapkd: CMAPKD, side: StudentSide, teacher: TeacherFeatures, active: (vision: Set<Level>, language: Set<Level>),
+    epsilon: Tensor
+  ) throws -> Tensor? {
+    let config = cmapkd.config
+    let lambdas = config.lambdas
+    let (teacherVision, teacherLanguage) = try teacher.levels(config.pyramid)
+    let (ev, el, ec) = try ALSN.split(epsilon)
+    var terms: [Tensor] = []
+    if lambdas.intraVision != 0, let t = try Losses.intraVision(
+      student: side.vision, teacher: teacherVision, weights: ev, active: active.vision
+    ).sum() {
+      terms.append(try t * lambdas.intraVision)
+    }
+    if lambdas.intraLanguage != 0, let t = try Losses.intraLanguage(
+      student: side.language, teacher: teacherLanguage, weights: el, active: active.language
+    ).sum() {
+      terms.append(try t * lambdas.intraLanguage)
+    }
+    if lambdas.pyramid != 0, let t = try Losses.pyramidAlignment(
+      student: side.shared, teacher: (teacher.sharedVision, teacher.sharedLanguage), coupling: ec.reshape([-1, 4, 4]),
+      activeVision: active.vision, activeLanguage: active.language, temperature: config.temperature
+    ).sum() {
+      terms.append(try t * lambdas.pyramid)
+    }
+    guard let first = terms.first else { return nil }
+    return try terms.dropFirst().reduce(first) { try $0 + $1 }
   }
 
   /// Σ ⟨aₖ, bₖ⟩ over the pairs where both are present.

@@ -113,8 +113,10 @@ public enum LanguageHierarchy {
   }
 
   /// Means of real tokens in each window of `window` consecutive positions (stride 1).
+  /// x's padded positions must be 0 already (as `CompactLanguage.phraseSource` is): only the
+  /// counts are masked here.
   static func windowMeans(_ x: Tensor, mask: Tensor, window: Int) throws -> (Tensor, Tensor) {
-    let masked = try (x * mask.unsqueeze(2)).transpose(1, 2)  // [B, D, T]
+    let masked = try x.transpose(1, 2)  // [B, D, T]
     // avg_pool1d · window = windowed sums.
     let sums = try Functional.avgPool1d(masked, kernel: window, stride: 1) * Double(window)  // [B, D, W]
     let counts = try Functional.avgPool1d(mask.unsqueeze(1), kernel: window, stride: 1) * Double(window)  // [B, 1, W]

@@ -84,7 +84,8 @@ struct SelectorTrainingTests {
     // In float64, so that the finite differences are exact to ~1e-9; the float32 credits of
     // the same weights must agree with the float64 ones.
     try Torch.manualSeed(0)
-    let config = everyTerm()  // the pyramid-alignment pairs are off by default; their credits are checked too
+    var config = everyTerm()  // the pyramid-alignment pairs are off by default; their credits are checked too
+    config.selectorCredit = .doubleBackward  // the exact credits (`finiteDifferenceCredits` checks the estimate against them)
     let (teacher32, student32) = try tinyModels()
     let head32 = try CMAPKDHead(student: student32.config, teacher: teacher32)
     let (teacher, student) = try tinyModels(dtype: .float64)
@@ -165,6 +166,48 @@ struct SelectorTrainingTests {
     }
   }
 
+  @Test("finite-difference credits agree with the exact double-backward ones sample by sample, and leave the student as it was")
+  func finiteDifferenceCredits() throws {
+    for dtype in [DType.float64, .float32] {
+      try Torch.manualSeed(3)
+      var config = everyTerm()
+      let (teacher, student) = try tinyModels(dtype: dtype)
+      let head = try CMAPKDHead(student: student.config, teacher: teacher)
+      try head.to(.cpu, dtype: dtype)
+      let batch = try tinyBatch(teacher, pyramid: config.pyramid, size: 6, dtype: dtype)
+      let heldOut = try tinyBatch(teacher, pyramid: config.pyramid, size: 5, offset: 2, dtype: dtype)
+      func credits(_ estimator: CreditEstimator, radius: Double = 1e-2) throws -> LevelCredits {
+        config.selectorCredit = estimator
+        config.selectorFDRadius = radius
+        return try SelectorTrainer.credits(cmapkd: CMAPKD(config), student: student, head: head, batch: batch, heldOut: heldOut)
+          .credits
+      }
+      let exact = try credits(.doubleBackward)
+      let before = try snapshot(student)
+      // float64 at a small radius: truncation O(h²) ≈ 1e-8 dominates round-off; float32 at the
+      // default radius, where round-off of the two passes and truncation are both ≈ 1e-4.
+      let estimate = try credits(.finiteDifference, radius: dtype == .float64 ? 1e-4 : 1e-2)
+      #expect(try maxChange(student, since: before) == 0, "the perturbed parameters are restored bit for bit")
+      #expect(student.isTraining, "the student's mode is restored")
+      #expect(estimate.heldOutLoss == exact.heldOutLoss && estimate.heldOutGradientNorm == exact.heldOutGradientNorm)
+      func relativeError(_ c: LevelCredits) throws -> Double {
+        let scale = try exact.perSample.square().sum().item() as Double
+        return Foundation.sqrt(try (c.perSample - exact.perSample).square().sum().item() / scale)
+      }
+      // Every (sample, term) credit: 8 levels of 6 samples and 16 pairs, all nonzero here.
+      #expect(try exact.perSample.ne(0).sum().item() as Double == 6 * 24)
+      let error = try relativeError(estimate)
+      let shares = try (estimate.normalizedPerSample() - exact.normalizedPerSample()).abs().amax(dims: [0, 1]).item() as Double
+      // Central differences: O(h²) truncation and, in float32, round-off of the two passes.
+      #expect(error < (dtype == .float64 ? 1e-7 : 2e-3), "\(dtype): relative error \(error)")
+      #expect(shares < (dtype == .float64 ? 1e-7 : 1e-2), "\(dtype): per-sample shares differ by up to \(shares)")
+      if dtype == .float64 {
+        // The check can fail: a perturbation as large as the parameters leaves the linear regime.
+        #expect(try relativeError(credits(.finiteDifference, radius: 30)) > 1e-2)
+      }
+    }
+  }
+
   @Test(
     "gating keeps the weight entropy above the floor when one level is trivially easy; minimising the weighted loss collapses onto it"
   )
@@ -216,9 +259,16 @@ struct SelectorTrainingTests {
       let h = try evalWeights(head.alsn, image: side.image, text: side.caption).entropies()
       gating.append((h.vision, h.language))
     }
+    // The easy levels earn no credit, for any sample: their gradient is zero, so they cannot move
+    // L_h. Exactly so with the exact credits; the default finite differences leave their O(h²)
+    // truncation: at an easy level's minimum ℓ(θ ± h·d) are both O(h²) and differ by O(h³).
+    var exactConfig = config
+    exactConfig.selectorCredit = .doubleBackward
+    let exact = try SelectorTrainer.credits(cmapkd: CMAPKD(exactConfig), student: student, head: head, batch: batch, heldOut: heldOut)
+    let exactShares = try exact.credits.normalizedPerSample().abs().amax(dims: [0]).doubles()
+    #expect(exactShares[3] < 1e-6 && exactShares[7] < 1e-6, "easy-level credits \(exactShares[3]), \(exactShares[7])")
     let credits = try trainer.credits!.normalizedPerSample().abs().amax(dims: [0]).doubles()
-    // The easy levels earn no credit, for any sample: their gradient is zero, so they cannot move L_h.
-    #expect(credits[3] < 1e-6 && credits[7] < 1e-6, "easy-level credits \(credits[3]), \(credits[7])")
+    #expect(credits[3] < 1e-4 && credits[7] < 1e-4, "easy-level finite-difference credits \(credits[3]), \(credits[7])")
     #expect(trainer.updates == updates)
     let lowest = (vision: gating.map(\.vision).min()!, language: gating.map(\.language).min()!)
     #expect(lowest.vision >= floor && lowest.language >= floor, "gating entropy fell to \(lowest), below \(floor)")
@@ -399,8 +449,10 @@ struct SelectorTrainingTests {
       from: Data(
         (#"{"selection":"policy","selector_learning_rate":0.01,"selector_interval":4,"selector_entropy_weight":0.2,"#
           + #""policy_sigma":0.3,"policy_cost_weight":0.05,"policy_baseline_momentum":0.8,"#
-          + #""selector_samples":8,"selector_heldout":16,"embedding_loss":"unified"}"#).utf8))
+          + #""selector_samples":8,"selector_heldout":16,"embedding_loss":"unified","#
+          + #""selector_credit":"double_backward","selector_fd_radius":0.05}"#).utf8))
     #expect(decoded.selectorSamples == 8 && decoded.selectorHeldOut == 16 && decoded.embeddingLoss == .unified)
+    #expect(decoded.selectorCredit == .doubleBackward && decoded.selectorFDRadius == 0.05)
     #expect(decoded.selection == .policy && decoded.selectorLearningRate == 0.01 && decoded.selectorInterval == 4)
     #expect(
       decoded.selectorEntropyWeight == 0.2 && decoded.policySigma == 0.3 && decoded.policyCostWeight == 0.05
@@ -409,11 +461,15 @@ struct SelectorTrainingTests {
     #expect(defaults == CMAPKDConfig())
     #expect(defaults.selectorLearningRate == 1e-3 && defaults.selectorInterval == 20 && defaults.selectorEntropyWeight == 0.5)
     #expect(defaults.selectorSamples == 32 && defaults.selectorHeldOut == 32 && defaults.embeddingLoss == .unified)
+    #expect(defaults.selectorCredit == .finiteDifference && defaults.selectorFDRadius == 1e-2)
     #expect(defaults.policySigma == 0.5 && defaults.policyCostWeight == 0.01 && defaults.policyBaselineMomentum == 0.9)
     var bad = CMAPKDConfig(selection: .gating)
     bad.selectorInterval = 0
     #expect(throws: PyramidError("cmapkd: selector_interval must be ≥ 1 (learn every K steps), got 0")) {
       try bad.validate()
     }
+    var radius = CMAPKDConfig(selection: .gating)
+    radius.selectorFDRadius = 0
+    #expect(throws: PyramidError("cmapkd: selector_fd_radius must be a positive number, got 0.0")) { try radius.validate() }
   }
 }

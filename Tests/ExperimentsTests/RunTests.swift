@@ -403,7 +403,7 @@ import Torch
 
   @Test func twoDataParallelProcessesTrainLikeOneProcessOnTheWholeBatch() throws {
     let (root, config) = try prepared("data-parallel")
-    // CMAPKD with its gating selector (per-sample credits by double backward through the
+    // CMAPKD with its gating selector (per-sample credits by finite differences through the
     // towers' gather) learning every 2 steps: the hardest case for the global-batch rules.
     let common = [
       "--config", config, "--method", "cmapkd", "--set", "method.cmapkd.selection=gating",

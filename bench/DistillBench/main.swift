@@ -16,6 +16,8 @@
 //   DistillBench operators [--batch 64] [--rounds 10] [--top 30] [--threads 2] [--shapes]
 //       the ATen operators of both steps under LibTorch's profiler, by CMAPKD's extra self time
 //       (--shapes: each operator's calls told apart by their input shapes).
+//   DistillBench credits [--batch 64] [--rounds 5] [--train-steps 30] [--threads 2]
+//       the selector's credit estimators: time, and finite differences against the exact credits.
 //   DistillBench export --out DIR
 //       writes the benchmark's teacher and student (the presets, CLIP's training initialisation,
 //       seed 0) as Hugging Face folders DIR/teacher and DIR/student, for bench/distill_step.py.
@@ -123,6 +125,7 @@ final class DistillStep {
 /// configs/methods/cmapkd.yaml repeats) with `gating` selection, changed by
 ///   --lambdas name=value,…  (intra_vision, intra_language, align, pyramid, relation, layer_relation, task, embedding)
 ///   --embedding-loss fd|unified   --selector-interval K   --selector-samples S   --selector-heldout H
+///   --selector-credit finite_difference|double_backward
 func benchConfig() -> CMAPKDConfig {
   var config = CMAPKDConfig()
   config.selection = .gating
@@ -133,6 +136,10 @@ func benchConfig() -> CMAPKDConfig {
   if let text = option("--adapter") {
     guard let kind = AdapterKind(rawValue: text) else { fail("--adapter: linear or mlp, not \(text)") }
     config.pyramid.adapter = kind
+  }
+  if let text = option("--selector-credit") {
+    guard let estimator = CreditEstimator(rawValue: text) else { fail("--selector-credit: finite_difference or double_backward, not \(text)") }
+    config.selectorCredit = estimator
   }
   if option("--selector-interval") != nil { config.selectorInterval = intOption("--selector-interval", 10) }
   if let text = option("--selector-samples") { config.selectorSamples = Int(text) ?? -1 }
@@ -157,7 +164,7 @@ func settingsLine(_ config: CMAPKDConfig) -> String {
   let l = config.lambdas
   return "λ intra_v \(l.intraVision) intra_l \(l.intraLanguage) align \(l.align) pyramid \(l.pyramid) relation \(l.relation) "
     + "layer_relation \(l.layerRelation) task \(l.task) embedding \(l.embedding) (\(config.embeddingLoss.rawValue)); "
-    + "adapters \(config.pyramid.adapter.rawValue); selector_interval \(config.selectorInterval), samples \(config.selectorSamples), held-out \(config.selectorHeldOut) (0: whole batch)"
+    + "adapters \(config.pyramid.adapter.rawValue); selector_interval \(config.selectorInterval), samples \(config.selectorSamples), held-out \(config.selectorHeldOut) (0: whole batch), credits \(config.selectorCredit.rawValue)"
 }
 
 /// The benchmark's CMAPKD head for `config`; for the `unified` embedding term, with PHI-S fitted
@@ -645,6 +652,19 @@ func operatorProfile() throws {
   }
   let total = { (p: [String: OperatorProfile]) in p.values.reduce(0.0) { $0 + Double($1.selfNanoseconds) } / 1e6 / Double(rounds) }
   print(String(format: "  self time in all operators per step: cmapkd %.1f ms, none %.1f ms", total(cm), total(none)))
+  // Operator calls: at these sizes each costs microseconds of dispatch whatever its work.
+  let calls = { (p: [String: OperatorProfile]) in p.values.reduce(0.0) { $0 + Double($1.calls) } / Double(rounds) }
+  print(String(format: "  operator calls per step (autograd nodes included): cmapkd %.0f, none %.0f", calls(cm), calls(none)))
+  if CommandLine.arguments.contains("--by-calls") {
+    let byCalls = Set(none.keys).union(cm.keys).sorted {
+      perStep(cm[$0]).calls - perStep(none[$0]).calls > perStep(cm[$1]).calls - perStep(none[$1]).calls
+    }
+    print("  by extra calls:")
+    for name in byCalls.prefix(rows) {
+      let (c, n) = (perStep(cm[name]), perStep(none[name]))
+      print(String(format: "  %-58@ %6.0f extra calls %9.2f ms", String(name.prefix(58)) as NSString, c.calls - n.calls, c.ms - n.ms))
+    }
+  }
 
   // One `gating` update at the configured S and H (the selector narrows the batches itself).
   var trainBatch = batch
@@ -668,8 +688,101 @@ func operatorProfile() throws {
   }
 }
 
+
+/// The selector's credit estimators side by side on the same student state and batches: time
+/// per credit computation (S = `selector_samples` samples, H = `selector_heldout` held-out pairs)
+/// and how far the `finite_difference` credits are from the exact `double_backward` ones, raw
+/// and as the per-sample shares the ALSN learns from. `--train-steps N` first trains the student
+/// N cached CMAPKD steps on fresh random batches (default 30), so gradients are not those of
+/// the initialisation alone.
+func creditComparison() throws {
+  let batchSize = intOption("--batch", 64)
+  let rounds = intOption("--rounds", 5)
+  Torch.numThreads = intOption("--threads", 2)
+  let setup = try SceneSetup(batchSize: batchSize)
+  let bench = setup.bench
+  for _ in 0..<intOption("--train-steps", 30) {
+    let batch = try randomBatch(size: batchSize, imageSize: setup.imageSize, length: setup.textLength, generator: setup.generator)
+    _ = try bench.train(batch, teacher: bench.teacherFeatures(batch))
+  }
+  var trainBatch = setup.batch
+  trainBatch.teacher = try bench.teacherFeatures(trainBatch)
+  let config = bench.cmapkd.config
+  let (credited, held) = (try trainBatch.firstRows(config.selectorSamples), try setup.heldOut().firstRows(config.selectorHeldOut))
+  func credits(_ estimator: CreditEstimator, radius: Double = 1e-2) throws -> (LevelCredits, Double) {
+    var c = bench.cmapkd
+    c.config.selectorCredit = estimator
+    c.config.selectorFDRadius = radius
+    var times: [Double] = [], result: LevelCredits?
+    for i in 0..<(rounds + 1) {
+      let t = try seconds {
+        result = try SelectorTrainer.credits(cmapkd: c, student: setup.student, head: bench.head, batch: credited, heldOut: held).credits
+      }
+      if i > 0 { times.append(t) }
+    }
+    return (result!, median(times))
+  }
+  print("settings: \(settingsLine(config))")
+  // The parts: L_h with its gradient, and one forward of the credited samples without gradients.
+  let parameters = setup.student.parameters().filter(\.requiresGrad)
+  var heldTimes: [Double] = [], forwardTimes: [Double] = []
+  for i in 0..<(rounds + 1) {
+    let h = try seconds {
+      _ = try Torch.enableGrad {
+        try Torch.gradients(
+          of: [SelectorTrainer.heldOutLoss(student: setup.student, batch: held, temperature: config.temperature)],
+          withRespectTo: parameters)
+      }
+    }
+    let f = try seconds {
+      _ = try Torch.noGrad {
+        try bench.cmapkd.forward(
+          student: setup.student, head: bench.head, teacher: credited.teacher!, pixels: credited.pixels, ids: credited.ids,
+          attentionMask: credited.attentionMask)
+      }
+    }
+    if i > 0 {
+      heldTimes.append(h)
+      forwardTimes.append(f)
+    }
+  }
+  var moveTimes: [Double] = []
+  for i in 0..<(rounds + 1) {
+    let t = try seconds {
+      try Torch.noGrad {
+        let saved = try parameters.map { try $0.detach().clone() }
+        for (p, o) in zip(parameters, saved) {
+          try p.copy(from: o)
+          try p.addInPlace(o, alpha: 0)
+        }
+        for (p, o) in zip(parameters, saved) { try p.copy(from: o) }
+      }
+    }
+    if i > 0 { moveTimes.append(t) }
+  }
+  print(String(format: "parts: save, move once and restore every parameter %.1f ms", median(moveTimes) * 1e3))
+  print(
+    String(
+      format: "parts: L_h and ∇L_h %.1f ms; one forward of the credited samples without gradients %.1f ms", median(heldTimes) * 1e3,
+      median(forwardTimes) * 1e3))
+  let (exact, exactTime) = try credits(.doubleBackward)
+  print(String(format: "double_backward: %.1f ms per credit computation (S = %d, H = %d)", exactTime * 1e3, credited.pixels.size(0), held.pixels.size(0)))
+  let reference = try exact.perSample, referenceShares = try exact.normalizedPerSample()
+  let referenceNorm = try reference.square().sum().item() as Double
+  for radius in [1e-3, 1e-2, 1e-1, 1.0] {
+    let (estimate, time) = try credits(.finiteDifference, radius: radius)
+    let error = try Foundation.sqrt((estimate.perSample - reference).square().sum().item() / referenceNorm)
+    let shares = try (estimate.normalizedPerSample() - referenceShares).abs()
+    print(
+      String(
+        format: "finite_difference r = %-6g %.1f ms (%.2f× double_backward); ‖c − c_exact‖/‖c_exact‖ %.2e; per-sample shares: max |Δ| %.3f, mean |Δ| %.4f",
+        radius, time * 1e3, time / exactTime, error, try shares.amax(dims: [0, 1]).item() as Double, try shares.mean().item() as Double))
+  }
+}
+
 do {
   switch CommandLine.arguments.dropFirst().first {
+  case "credits": try creditComparison()
   case "profile": try profileSteps()
   case "operators": try operatorProfile()
   case "cache": try cacheBenchmark()
@@ -679,6 +792,7 @@ do {
     fail(
       "usage: DistillBench cache [--batch N] [--rounds N] [--steps N] [--warmup N] [--threads N] [--quick] [--out DIR]\n"
         + "       DistillBench profile|operators [--batch N] [--rounds N] [--threads N]\n"
+        + "       DistillBench credits [--batch N] [--rounds N] [--train-steps N] [--threads N]\n"
         + "       DistillBench export --out DIR [--teacher PRESET --student PRESET]\n"
         + "       DistillBench worker --weights DIR [--threads N] [--device cpu|cuda[:N]] [--precision fp32|bf16|fp16]")
   }
