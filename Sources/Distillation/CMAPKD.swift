@@ -81,8 +81,10 @@ public struct CMAPKDConfig: Codable, Equatable, Sendable {
   /// The ALSN's own optimizer (`gating`, `policy`): AdamW at this learning rate, no weight decay.
   public var selectorLearningRate = 1e-3
   /// The selector learns every K optimizer steps (K ≥ 1): each update costs extra passes
-  /// over the student (see `SelectorTrainer`).
-  public var selectorInterval = 20
+  /// over the student (see `SelectorTrainer`). 40 since session 14, chosen on the validation
+  /// split over 20 (final mean recall, seeds 0–2: 65.38 ± 0.04 at K = 40, the same within noise
+  /// as K = 20; docs/method.md) at half the selector's cost per step.
+  public var selectorInterval = 40
   /// S: the `gating` update takes its look-ahead credits on the first S samples of the step's
   /// batch (0: all of them). Its cost grows with S and H (`make bench-distill`): at the demo's
   /// sizes 215 ms at S = H = 64, 109 ms at S = H = 32.

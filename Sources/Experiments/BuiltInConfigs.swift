@@ -233,7 +233,7 @@ method:
       task: 1.0
       embedding: 200.0         # the unified-space loss; chosen on validation (docs/method.md)
     embedding_loss: unified   # PHI-S targets + MLP projector + cos/smooth-L1; `fd` is CLIP-KD's MSE (λ 2000)
-    selector_interval: 20     # per-sample look-ahead credits every K steps
+    selector_interval: 40     # per-sample look-ahead credits every K steps (20 until session 14)
     selector_samples: 32      # credits on the first S samples of the batch
     selector_heldout: 32      # L_h on the first H held-out pairs
     selector_credit: finite_difference  # credits by central differences; `double_backward` is exact and slower

@@ -459,7 +459,7 @@ struct SelectorTrainingTests {
         && decoded.policyBaselineMomentum == 0.8)
     let defaults = try JSONDecoder().decode(CMAPKDConfig.self, from: Data("{}".utf8))
     #expect(defaults == CMAPKDConfig())
-    #expect(defaults.selectorLearningRate == 1e-3 && defaults.selectorInterval == 20 && defaults.selectorEntropyWeight == 0.5)
+    #expect(defaults.selectorLearningRate == 1e-3 && defaults.selectorInterval == 40 && defaults.selectorEntropyWeight == 0.5)
     #expect(defaults.selectorSamples == 32 && defaults.selectorHeldOut == 32 && defaults.embeddingLoss == .unified)
     #expect(defaults.selectorCredit == .finiteDifference && defaults.selectorFDRadius == 1e-2)
     #expect(defaults.policySigma == 0.5 && defaults.policyCostWeight == 0.01 && defaults.policyBaselineMomentum == 0.9)
