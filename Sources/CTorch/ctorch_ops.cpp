@@ -3,7 +3,6 @@
 #include "ctorch_internal.hpp"
 
 #include <ATen/ScalarOps.h>
-#include <optional>
 
 #include <limits>
 
@@ -69,12 +68,28 @@ at::Tensor binary(int op, const at::Tensor &a, const at::Tensor &b) {
   }
 }
 
+// A number as the operand of arithmetic on `a`: what ATen's Tensor-Scalar overloads build
+// (`wrapped_scalar_tensor`, a 0-d float64 tensor for a floating number), except on float32 /
+// float64 tensors, where it is built in the tensor's own dtype. On CPU the TensorIterator
+// converts a float64 operand to the tensor's dtype on every call (to → _to_copy → empty_strided
+// → copy_), and again in the backward: `x * 0.5` cost three operators instead of one (143 such
+// conversions per cached CMAPKD step, torch 2.11). Marked as a wrapped number, it takes part in
+// type promotion as ATen's does, and the values are the same: ATen's float kernels compute with
+// the number rounded to the tensor's dtype. The reduced-precision kernels read the float64
+// original, and integers must stay integers: those keep ATen's operand.
+at::Tensor number_operand(const at::Tensor &a, const at::Scalar &s) {
+  if (a.scalar_type() != at::kFloat && a.scalar_type() != at::kDouble) return at::native::wrapped_scalar_tensor(s);
+  auto n = at::detail::scalar_tensor_static(s, a.scalar_type(), at::kCPU);
+  n.unsafeGetTensorImpl()->set_wrapped_number(true);
+  return n;
+}
+
 at::Tensor binary_scalar(int op, const at::Tensor &a, const at::Scalar &s) {
   switch (op) {
-    case 0: return at::add(a, s);
-    case 1: return at::sub(a, s);
-    case 2: return at::mul(a, s);
-    case 3: return at::div(a, s);
+    case 0: return at::add(a, number_operand(a, s));
+    case 1: return at::sub(a, number_operand(a, s));
+    case 2: return at::mul(a, number_operand(a, s));
+    case 3: return at::div(a, number_operand(a, s));
     case 4: return at::pow(a, s);
     case 5: return at::clamp_min(a, s);
     case 6: return at::clamp_max(a, s);
@@ -92,10 +107,10 @@ at::Tensor binary_scalar(int op, const at::Tensor &a, const at::Scalar &s) {
 
 at::Tensor scalar_binary(int op, const at::Scalar &s, const at::Tensor &a) {
   switch (op) {
-    case 0: return at::add(a, s);
-    case 1: return at::rsub(a, s);
-    case 2: return at::mul(a, s);
-    case 3: return at::reciprocal(a) * s;  // as torch's __rtruediv__; in place would break autograd
+    case 0: return at::add(a, number_operand(a, s));
+    case 1: return at::rsub(a, number_operand(a, s));
+    case 2: return at::mul(a, number_operand(a, s));
+    case 3: return at::mul(at::reciprocal(a), number_operand(a, s));  // as torch's __rtruediv__; in place would break autograd
     case 4: return at::pow(s, a);
     default: TORCH_CHECK(false, "unknown scalar-tensor op code ", op);
   }
@@ -140,54 +155,14 @@ at::Tensor full(const at::Tensor &t) { return reduced(t) ? t.to(at::kFloat) : t;
 std::optional<at::ScalarType> full_dtype(const at::Tensor &t) {
   return reduced(t) ? std::optional<at::ScalarType>(at::kFloat) : std::nullopt;
 }
-// Arithmetic with a number on a float32 / float64 tensor, without the conversion ATen's
-// Tensor-Scalar overloads pay. They wrap the number as a float64 0-d tensor, and on CPU the
-// TensorIterator then converts it to the tensor's dtype (to → _to_copy → empty_strided → copy_)
-// on every call, and again in the backward (MulBackward1 multiplies by the Scalar): `x * 0.5`
-// costs three operators instead of one (profiled in torch 2.11: 143 such conversions per cached
-// CMAPKD step). Here the number is a 0-d CPU tensor of the tensor's own dtype, marked as a
-// wrapped number so that type promotion treats it as ATen treats a Python number. The values are
-// the same: ATen's float kernels compute with the number rounded to the tensor's dtype (only the
-// reduced-precision ones read the float64 original, and those keep ATen's path). nullopt where the
-// shortcut does not apply (other dtypes, other ops).
-std::optional<at::Tensor> number_arithmetic(int op, const at::Tensor &a, double s, bool number_first) {
-  if (op < 0 || op > 3 || (a.scalar_type() != at::kFloat && a.scalar_type() != at::kDouble)) return std::nullopt;
-  auto n = at::detail::scalar_tensor_static(s, a.scalar_type(), at::kCPU);
-  n.unsafeGetTensorImpl()->set_wrapped_number(true);
-  if (number_first) {
-    switch (op) {
-      case 0: return at::add(a, n);
-      case 1: return at::rsub(a, n);
-      case 2: return at::mul(a, n);
-      case 3: return at::mul(at::reciprocal(a), n);  // as torch's __rtruediv__
-    }
-  }
-  switch (op) {
-    case 0: return at::add(a, n);
-    case 1: return at::sub(a, n);
-    case 2: return at::mul(a, n);
-    default: return at::div(a, n);
-  }
-}
-
 }  // namespace
 
 extern "C" {
 
 ct_tensor ct_unary(int op, ct_tensor a) { CT_TENSOR(unary(op, T(a))); }
 ct_tensor ct_binary(int op, ct_tensor a, ct_tensor b) { CT_TENSOR(binary(op, T(a), T(b))); }
-ct_tensor ct_binary_scalar(int op, ct_tensor a, double s) {
-  CT_TENSOR([&] {
-    auto fast = number_arithmetic(op, T(a), s, false);
-    return fast ? *fast : binary_scalar(op, T(a), scalar_for(T(a), s));
-  }());
-}
-ct_tensor ct_scalar_binary(int op, double s, ct_tensor a) {
-  CT_TENSOR([&] {
-    auto fast = number_arithmetic(op, T(a), s, true);
-    return fast ? *fast : scalar_binary(op, scalar_for(T(a), s), T(a));
-  }());
-}
+ct_tensor ct_binary_scalar(int op, ct_tensor a, double s) { CT_TENSOR(binary_scalar(op, T(a), scalar_for(T(a), s))); }
+ct_tensor ct_scalar_binary(int op, double s, ct_tensor a) { CT_TENSOR(scalar_binary(op, scalar_for(T(a), s), T(a))); }
 
 int ct_inplace_binary(int op, ct_tensor a, ct_tensor b, double alpha) {
   CT_STATUS({

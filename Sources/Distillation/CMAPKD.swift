@@ -526,10 +526,10 @@ public struct CMAPKD {
     case .gating:
       // Without gradients: the weights are constants of the step, so no graph is worth recording.
       return try Torch.noGrad {
-        try head.alsn(image: image, text: text, activeVision: active.vision, activeLanguage: active.language).detached()
+        try head.alsn(image: image, text: text, activeVision: active.vision, activeLanguage: active.language)
       }
     case .policy:
-      let actions = try Torch.noGrad { try head.alsn.logits(image: image, text: text).detach().sigmoid() }
+      let actions = try Torch.noGrad { try head.alsn.logits(image: image, text: text).sigmoid() }
       return try LevelWeights.proportional(actions: actions, activeVision: active.vision, activeLanguage: active.language)
     }
   }
