@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <mutex>
 #include <sys/prctl.h>
 #include <string>
 
@@ -32,6 +34,21 @@ struct ct_process_group_s {
 
 #ifdef USE_C10D_GLOO
 namespace {
+
+/// Turns c10d's flight recorder off unless the user set its buffer size. It keeps a trace of
+/// every collective (with a captured call stack) in one process-wide buffer, for PyTorch's NCCL
+/// hang dumps, which nothing here reads. Worse, its record path inserts into a map before
+/// taking its lock (FlightRecorderDetail.hpp, recordWithResetEnabled): two groups in one
+/// process — the tests' ranks on two threads — race there, and a debug test run crashed or hung
+/// about one time in ten. The recorder reads the variable once, when its singleton is built at
+/// the first collective, so this runs before the first group exists.
+void disable_flight_recorder_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (!std::getenv("TORCH_FR_BUFFER_SIZE") && !std::getenv("TORCH_NCCL_TRACE_BUFFER_SIZE"))
+      setenv("TORCH_FR_BUFFER_SIZE", "0", 0);
+  });
+}
 
 /// Runs `op` on host copies when `t` lives on a GPU, then copies the result back.
 at::Tensor on_host(const at::Tensor &t) { return t.is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous(); }
@@ -101,6 +118,7 @@ ct_process_group ct_pg_new(const char *host, int port, int rank, int world, doub
   CT_GUARD(
       nullptr, clear();
 #ifdef USE_C10D_GLOO
+      disable_flight_recorder_once();
       auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
       c10d::TCPStoreOptions options;
       options.port = static_cast<uint16_t>(port);
