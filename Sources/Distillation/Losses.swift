@@ -32,7 +32,7 @@ public enum Losses {
       let (t, _) = teacher[level]
       let perSample: Tensor
       if let mask {  // [B, T, D] with mask [B, T]
-        let squared = try (s - t).square().mean(dim: 2) * mask  // [B, T]
+        let squared = try Functional.mseLoss(s, t, reduction: .none).mean(dim: 2) * mask  // [B, T]
         perSample = try squared.sum(dim: 1) / mask.sum(dim: 1).clamp(min: 1)
       } else {
         perSample = try perSampleMSE(s, t)
@@ -42,9 +42,10 @@ public enum Losses {
     return parts
   }
 
-  /// Mean squared error of each sample: [B, ...] → [B].
+  /// Mean squared error of each sample: [B, ...] → [B]. ATen's unreduced `mse_loss` is one
+  /// kernel each way where sub and square are two forward and three backward; same values.
   static func perSampleMSE(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-    try (a - b).square().flatten(start: 1).mean(dim: 1)
+    try Functional.mseLoss(a, b, reduction: .none).flatten(start: 1).mean(dim: 1)
   }
 
   // MARK: 2. Cross-modal alignment
