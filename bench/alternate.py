@@ -21,6 +21,18 @@ class SwiftWorker:
             sys.exit(f"the Swift worker failed (said {line!r})")
         return [float(t) for t in line.split()[1:]], float(self.process.stdout.readline().split()[1])
 
+    def profile(self):
+        """One step under LibTorch's profiler: {operator: (calls, self microseconds)}."""
+        self.process.stdin.write("profile\n")
+        self.process.stdin.flush()
+        ops = {}
+        for line in self.process.stdout:
+            if line.strip() == "end":
+                return ops
+            _, calls, micros, name = line.rstrip("\n").split(" ", 3)
+            ops[name] = (int(calls), float(micros))
+        sys.exit("the Swift worker ended during a profile")
+
     def close(self):
         self.process.stdin.write("quit\n")
         self.process.stdin.flush()

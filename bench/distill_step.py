@@ -358,6 +358,24 @@ def random_batch(size, image, length, generator):
     return pixels, ids, (ids != 0).long()
 
 
+def compare_operators(worker, torch_step):
+    """One step of each side under the same (Kineto) profiler: operator calls and self time,
+    the operators whose call counts differ first."""
+    swift = worker.profile()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        torch_step()
+    pytorch = {e.key: (e.count, e.self_cpu_time_total) for e in prof.key_averages()}
+    names = sorted(set(swift) | set(pytorch), key=lambda n: -abs(swift.get(n, (0, 0))[1] - pytorch.get(n, (0, 0))[1]))
+    print("operators of one step, swift vs pytorch (calls, self ms), the ones whose calls differ:")
+    for n in names:
+        (sc, st), (pc, pt) = swift.get(n, (0, 0.0)), pytorch.get(n, (0, 0.0))
+        if sc != pc:
+            print(f"  {n[:60]:60s} {sc:5d} {pc:5d}   {st / 1e3:7.2f} {pt / 1e3:7.2f}")
+    total = lambda d, i: sum(v[i] for v in d.values())
+    print(f"  all operators: calls swift {total(swift, 0)} pytorch {total(pytorch, 0)}; "
+          f"self time swift {total(swift, 1) / 1e3:.1f} ms, pytorch {total(pytorch, 1) / 1e3:.1f} ms")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--swift-binary", required=True)
@@ -370,6 +388,8 @@ def main():
     p.add_argument("--steps", type=int, default=3, help="timed steps per side per round")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="2 rounds of 1 step, 1 warm-up: a smoke run")
+    p.add_argument("--operators", action="store_true",
+                   help="after the timed rounds, profile one step on each side and list the operators whose call counts differ")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
     args = p.parse_args()
     if args.quick:
@@ -414,6 +434,8 @@ def main():
     torch_steps(args.warmup)
 
     swift_times, torch_times = alternate(swift_steps, torch_steps, args.rounds, args.steps)
+    if args.operators:
+        compare_operators(worker, lambda: step.train(pixels, ids, mask))
     worker.close()
     load_after = os.getloadavg()
 
@@ -424,6 +446,12 @@ def main():
     print(f"  swift   median {s * 1e3:9.1f} ms  min {min(swift_times) * 1e3:9.1f} ms  ({len(swift_times)} steps)")
     print(f"  pytorch median {t * 1e3:9.1f} ms  min {min(torch_times) * 1e3:9.1f} ms  ({len(torch_times)} steps)")
     print(f"ratio swift/pytorch (median step time): {s / t:.3f}")
+    # Round by round (each round's two sides ran back to back), as the machine's speed drifts.
+    k = args.steps
+    per_round = sorted(statistics.median(swift_times[i:i + k]) / statistics.median(torch_times[i:i + k])
+                       for i in range(0, len(swift_times), k))
+    print(f"  per round ({len(per_round)} rounds): median ratio {statistics.median(per_round):.3f}, "
+          f"range {per_round[0]:.3f}-{per_round[-1]:.3f}")
     print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}  "
           f"after: {' '.join(f'{x:.2f}' for x in load_after)}  cores: {os.cpu_count()}")
     os.makedirs(args.out, exist_ok=True)
@@ -432,6 +460,7 @@ def main():
         json.dump(dict(batch=args.batch, image_size=image, text_length=length, threads=args.threads, adapter=args.adapter, pytorch_adamw=args.pytorch_adamw, rounds=args.rounds, steps_per_round=args.steps, torch=torch.__version__,
                        swift_ms=[x * 1e3 for x in swift_times], pytorch_ms=[x * 1e3 for x in torch_times],
                        swift_median_ms=s * 1e3, pytorch_median_ms=t * 1e3, ratio_swift_over_pytorch=s / t,
+                       ratio_per_round=per_round, ratio_per_round_median=statistics.median(per_round),
                        first_step_loss=dict(swift=swift_first, pytorch=torch_first, agree=agree),
                        first_step_ms=dict(swift=first_swift_times[0] * 1e3, pytorch=first_torch_times[0] * 1e3),
                        load_average_before=load_before, load_average_after=load_after, cores=os.cpu_count()), f, indent=2)

@@ -499,6 +499,14 @@ func worker() throws {
   while let line = readLine() {
     let parts = line.split(separator: " ")
     if parts.first == "quit" { break }
+    if parts.first == "profile" {
+      // One step under LibTorch's profiler: "op <calls> <self µs> <name>" per operator, then "end"
+      // (bench/distill_step.py --operators sets them beside PyTorch's own).
+      let ops = try Torch.profileOperators { _ = try bench.train(batch, teacher: bench.teacherFeatures(batch)) }
+      for op in ops { send("op \(op.calls) \(Double(op.selfNanoseconds) / 1e3) \(op.name)") }
+      send("end")
+      continue
+    }
     guard parts.count == 2, parts[0] == "steps", let n = Int(parts[1]) else { fail("unknown command '\(line)'") }
     var times: [Double] = []
     var loss = 0.0
