@@ -47,12 +47,7 @@ public final class LinearAdapter: Module, LevelAdapter {
 
   public func callAsFunction(_ x: Tensor) throws -> Tensor {
     guard spatial else { return try proj(x) }
-    // As rows [B·H·W, Cin]: ATen's linear is then one addmm with the bias fused, and its backward
-    // sums the bias gradient over contiguous rows. On the 4-D map it ran matmul + add and reduced
-    // the bias gradient over three strided dimensions (0.1 ms at [64, 3, 3, 128]).
-    let (b, h, w) = (x.size(0), x.size(2), x.size(3))
-    let rows = try x.permute([0, 2, 3, 1]).reshape([b * h * w, x.size(1)])
-    return try proj(rows).reshape([b, h, w, -1]).permute([0, 3, 1, 2])
+    return try proj(x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
   }
 }
 
