@@ -22,10 +22,14 @@ public struct LossWeights: Codable, Equatable, Sendable {
   /// `unified` loss, chosen on the validation split at seed 0 from 50, 200 and 800 (final
   /// validation mean recall 65.2, 65.6, 64.2; docs/method.md); CLIP-KD's FD takes 2000.
   public var embedding = 200.0
+  /// Pyramid alignment's global pair (P5, L4) on the deployed embeddings, at the models' own
+  /// logit scales: KL(P_T ‖ P_S) of the image→text and text→image distributions over the batch
+  /// (TinyCLIP's affinity mimicking; `Losses.deployedAffinity`).
+  public var affinity = 0.0
 
   enum CodingKeys: String, CodingKey {
     case intraVision = "intra_vision", intraLanguage = "intra_language", align, pyramid, relation
-    case layerRelation = "layer_relation", task, embedding
+    case layerRelation = "layer_relation", task, embedding, affinity
   }
 
   public init() {}
@@ -41,6 +45,7 @@ public struct LossWeights: Codable, Equatable, Sendable {
     layerRelation = try c.decode(.layerRelation, default: d.layerRelation)
     task = try c.decode(.task, default: d.task)
     embedding = try c.decode(.embedding, default: d.embedding)
+    affinity = try c.decode(.affinity, default: d.affinity)
   }
 }
 
@@ -299,10 +304,14 @@ public struct CMAPKD {
   /// Computes the levels' shared-space vectors even when no CMAPKD term reads them
   /// (`multiteacher` on CMAPKD distils them).
   public var alwaysShared = false
+  /// exp of the teacher's logit scale, for the `affinity` term (`CMAPKDMethod` reads it from the
+  /// teacher).
+  public var teacherLogitScale: Double?
 
-  public init(_ config: CMAPKDConfig, standardizer: PHISStandardizer? = nil) {
+  public init(_ config: CMAPKDConfig, standardizer: PHISStandardizer? = nil, teacherLogitScale: Double? = nil) {
     self.config = config
     self.standardizer = standardizer
+    self.teacherLogitScale = teacherLogitScale
   }
 
   /// Whether a step needs the student's levels in the shared space (the bridges): only the
@@ -445,6 +454,14 @@ public struct CMAPKD {
       try Losses.deployedAlignment(
         studentImage: side.image, studentText: side.caption, teacherImage: teacher.imageEmbedding,
         teacherText: teacher.textEmbedding, temperature: config.temperature)
+    }
+    try add(lambdas.affinity, "affinity") {
+      guard let teacherLogitScale else {
+        throw PyramidError("cmapkd: the affinity term needs the teacher's logit scale (CMAPKD.teacherLogitScale)")
+      }
+      return try Losses.deployedAffinity(
+        studentImage: side.image, studentText: side.caption, studentScale: side.logitScale.exp(),
+        teacherImage: teacher.imageEmbedding, teacherText: teacher.textEmbedding, teacherScale: teacherLogitScale)
     }
     try add(lambdas.embedding, "embedding") {
       switch config.embeddingLoss {

@@ -90,6 +90,22 @@ public enum Losses {
     return parts
   }
 
+  /// Pyramid alignment's global pair (P5, L4) taken on the deployed embeddings:
+  /// ½ · KL(P_T ‖ P_S) for the image→text and for the text→image distributions over the batch,
+  /// P = softmax(scale · cos), each model at its own logit scale (TinyCLIP's affinity mimicking;
+  /// its soft cross-entropy differs by the teacher's entropy, a constant). Parts `i2t`, `t2i`.
+  public static func deployedAffinity(
+    studentImage: Tensor, studentText: Tensor, studentScale: Tensor, teacherImage: Tensor, teacherText: Tensor,
+    teacherScale: Double
+  ) throws -> LossParts {
+    let s = try cosine(studentImage, studentText) * studentScale  // [B, B]
+    let t = try cosine(teacherImage.detach(), teacherText.detach()) * teacherScale
+    var parts = LossParts()
+    parts.add("i2t", try rowKL(teacher: t, student: s).mean() * 0.5)
+    parts.add("t2i", try rowKL(teacher: t.transpose(0, 1), student: s.transpose(0, 1)).mean() * 0.5)
+    return parts
+  }
+
   /// Σᵢⱼ mean_b αᵦᵢⱼ · KL(P_T(vᵢ, lⱼ) ‖ P_S(vᵢ, lⱼ)), where P is the softmax over the batch of
   /// the cosine similarities / τ between image level i and text level j, taken per image
   /// (over texts) and per text (over images) and averaged.

@@ -48,6 +48,7 @@ func everyTerm(_ selection: SelectionMode = .gating) -> CMAPKDConfig {
 func onlyLambdas(_ values: [String: Double]) throws -> LossWeights {
   var all: [String: Double] = [
     "intra_vision": 0, "intra_language": 0, "align": 0, "pyramid": 0, "relation": 0, "layer_relation": 0, "task": 0, "embedding": 0,
+    "affinity": 0,
   ]
   all.merge(values) { _, new in new }
   return try JSONDecoder().decode(LossWeights.self, from: JSONSerialization.data(withJSONObject: all))

@@ -1,5 +1,6 @@
 import Foundation
 import Distillation
+import Models
 import Pyramid
 import TestSupport
 import Testing
@@ -141,5 +142,105 @@ struct NegCLIPLossTests {
     #expect(try plain.item() < loss.item())
     try loss.backward()
     #expect(try negatives.grad!.abs().sum().item() > 0)
+  }
+}
+
+@Suite("CMAPKD's affinity term: the global pyramid-alignment pair on the deployed embeddings")
+struct DeployedAffinityTests {
+  /// KL(softmax(t) ‖ softmax(s)) of one row, in Double.
+  static func rowKL(teacher t: [Double], student s: [Double]) -> Double {
+    func logSoftmax(_ x: [Double]) -> [Double] {
+      let m = x.max()!
+      let z = m + log(x.map { exp($0 - m) }.reduce(0, +))
+      return x.map { $0 - z }
+    }
+    let (lp, lq) = (logSoftmax(t), logSoftmax(s))
+    return zip(lp, lq).map { exp($0) * ($0 - $1) }.reduce(0, +)
+  }
+
+  @Test("value by hand (plain Swift arithmetic), zero when the student is the teacher, gradient only to the student")
+  func byHand() throws {
+    try Torch.manualSeed(12)
+    let (b, p, q) = (5, 4, 6)  // the student's joint width differs from the teacher's
+    let studentImage = try Tensor.randn([b, p]).requiresGrad(true)
+    let studentText = try Tensor.randn([b, p]).requiresGrad(true)
+    let teacherImage = try Tensor.randn([b, q]).requiresGrad(true)
+    let teacherText = try Tensor.randn([b, q])
+    let scale = try Tensor([Float(2.5)]).reshape([]).requiresGrad(true)
+    let parts = try Losses.deployedAffinity(
+      studentImage: studentImage, studentText: studentText, studentScale: scale, teacherImage: teacherImage,
+      teacherText: teacherText, teacherScale: 14.0)
+    #expect(parts.parts.map(\.name) == ["i2t", "t2i"])
+
+    func unitRows(_ t: Tensor) throws -> [[Double]] {
+      let w = t.size(1)
+      let v = try t.detach().toArray(Float.self).map(Double.init)
+      return (0..<t.size(0)).map { i in
+        let r = Array(v[i * w..<(i + 1) * w])
+        let n = r.map { $0 * $0 }.reduce(0, +).squareRoot()
+        return r.map { $0 / n }
+      }
+    }
+    func dot(_ a: [Double], _ c: [Double]) -> Double { zip(a, c).map(*).reduce(0, +) }
+    let (si, st, ti, tt) = (try unitRows(studentImage), try unitRows(studentText), try unitRows(teacherImage), try unitRows(teacherText))
+    var i2t = 0.0, t2i = 0.0
+    for k in 0..<b {
+      i2t += Self.rowKL(teacher: tt.map { 14 * dot(ti[k], $0) }, student: st.map { 2.5 * dot(si[k], $0) })
+      t2i += Self.rowKL(teacher: ti.map { 14 * dot(tt[k], $0) }, student: si.map { 2.5 * dot(st[k], $0) })
+    }
+    let expected = [0.5 * i2t / Double(b), 0.5 * t2i / Double(b)]
+    for (part, e) in zip(parts.parts, expected) {
+      let (name, v): (String, Double) = (part.name, try part.value.item())
+      #expect(abs(v - e) < 1e-5, "\(name): \(v) vs \(e)")
+    }
+
+    let total = try parts.sum()!
+    try total.backward()
+    #expect(try studentImage.grad!.abs().sum().item() as Double > 0)
+    #expect(try scale.grad!.abs().item() as Double > 0)
+    #expect(try teacherImage.grad == nil, "the teacher's side is a constant")
+
+    // The student that is the teacher (same vectors, same scale) has nothing left to learn.
+    let same = try Losses.deployedAffinity(
+      studentImage: teacherImage.detach(), studentText: teacherText, studentScale: Tensor([Float(14)]).reshape([]),
+      teacherImage: teacherImage, teacherText: teacherText, teacherScale: 14.0)
+    let sameValue: Double = try same.sum()!.item()
+    #expect(abs(sameValue) < 1e-6)
+  }
+
+  @Test("λ_affinity adds the term to CMAPKD's loss at the teacher's own logit scale; the method reads the scale from the teacher")
+  func inCMAPKD() throws {
+    let (teacher, student, head) = try smallTeacherStudent(seed: 13)
+    let batch = try smallBatch()
+    var methodConfig = MethodConfig(name: "cmapkd")
+    methodConfig.cmapkd.selection = .uniform
+    methodConfig.cmapkd.lambdas = try onlyLambdas(["affinity": 2])
+    let method = try #require(
+      try Methods.make(methodConfig, context: cmapkdContext(student: student.config, teacher: teacher)) as? CMAPKDMethod)
+    let teacherScale: Double = try teacher.logitScale.exp().item()
+    let read = try #require(method.method.teacherLogitScale)
+    #expect(abs(read - teacherScale) < 1e-6)
+
+    let features = try TeacherFeatures.compute(
+      teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: methodConfig.cmapkd.pyramid)
+    let step = try method.method.step(
+      student: student, head: head, teacher: features, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask,
+      stage: .fine)
+    #expect(step.loss.parts.map(\.name) == ["affinity/i2t", "affinity/t2i"])
+    let image = try student.encodeImage(batch.pixels, normalize: true)
+    let text = try student.encodeText(batch.ids, attentionMask: batch.mask, normalize: true)
+    let expected: Double = try Losses.deployedAffinity(
+      studentImage: image, studentText: text, studentScale: student.logitScale.exp(), teacherImage: features.imageEmbedding,
+      teacherText: features.textEmbedding, teacherScale: teacherScale
+    ).sum()!.item()
+    let total: Double = try step.total.item()
+    #expect(abs(total - 2 * expected) < 1e-5, "\(total) vs 2 × \(expected)")
+
+    // Built by hand without the teacher's scale, the term says what it needs.
+    #expect(throws: PyramidError.self) {
+      try CMAPKD(methodConfig.cmapkd).step(
+        student: student, head: head, teacher: features, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask,
+        stage: .fine)
+    }
   }
 }

@@ -23,6 +23,7 @@ public final class CMAPKDMethod: DistillationMethod {
     try config.validate()
     var method = CMAPKD(config)
     method.alwaysShared = alwaysShared
+    if config.lambdas.affinity != 0 { method.teacherLogitScale = try Baselines.logitScale(of: context.teacher) }
     if config.needsTeacherSample {
       guard let sample = context.teacherSample, let images = sample.images.first, let texts = sample.texts.first else {
         throw MethodError(
