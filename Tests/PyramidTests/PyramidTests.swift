@@ -112,6 +112,7 @@ struct PyramidTests {
 
   @Test("a spatial adapter gives conv 3×3 → GroupNorm → GELU → conv 1×1 on every map size, values and gradients")
   func spatialAdapterRoutes() throws {
+    try Torch.manualSeed(23)  // the inputs and tolerance margin do not depend on what ran before
     let adapter = try SpatialAdapter(from: 6, to: 8)
     for size in [3, 2, 1] {
       let x = try Tensor.randn([4, 6, size, size]).requiresGrad(true)
