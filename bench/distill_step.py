@@ -44,7 +44,8 @@ from transformers import CLIPConfig, CLIPModel
 LEVELS = range(4)
 TAU = 0.07
 # CMAPKDConfig()'s defaults (Sources/Distillation/CMAPKD.swift); `embedding` is the unified-space loss.
-LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.0, relation=0.3, layer_relation=0.0, task=1.0, embedding=200.0)
+LAMBDAS = dict(intra_v=1.0, intra_l=1.0, align=0.5, pyramid=0.0, relation=0.3, layer_relation=0.0, task=1.0, embedding=200.0,
+               affinity=1.0)
 BRIDGES = LAMBDAS["pyramid"] != 0 or LAMBDAS["layer_relation"] != 0
 PROJECTOR_HIDDEN = 256
 PHRASE_WINDOW = 3
@@ -316,6 +317,13 @@ class Step:
         # The global terms act on the deployed embeddings (SPEC section 5).
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(image, tf["caption"]))
         terms.append(LAMBDAS["align"] * 0.5 * info_nce(tf["image"], caption))
+        if LAMBDAS["affinity"]:
+            # Pyramid alignment's global pair on the deployed embeddings, each model at its own
+            # logit scale (Losses.deployedAffinity).
+            sa = s.logit_scale.exp() * cosine(image, caption)
+            ta = self.teacher.logit_scale.exp() * cosine(tf["image"], tf["caption"])
+            terms.append(LAMBDAS["affinity"] * 0.5 * row_kl(ta, sa).mean())
+            terms.append(LAMBDAS["affinity"] * 0.5 * row_kl(ta.T, sa.T).mean())
         # The unified-space loss on the deployed embeddings (CMAPKD.unifiedEmbedding).
         phis, project = self.standardizer, head.embedding_projector.mlp
         per_sample = [unified_loss(project(F.normalize(s_emb, dim=-1)).float(), phis(F.normalize(t_emb.float(), dim=-1)))

@@ -41,13 +41,23 @@ method:
   cmapkd:
     selection: uniform
 """#,
+    "configs/ablations/no_affinity.yaml": #"""
+# Ablation: without the affinity term (pyramid alignment's global pair on the deployed
+# embeddings, TinyCLIP's affinity mimicking; on by default since session 16).
+method:
+  cmapkd:
+    lambdas:
+      affinity: 0
+"""#,
     "configs/ablations/no_cross_modal_alignment.yaml": #"""
-# Ablation: no cross-modal alignment — neither the deployed embeddings' cross-modal InfoNCE nor
-# the shared-space pyramid alignment (off by default already).
+# Ablation: no cross-modal alignment — neither the deployed embeddings' cross-modal InfoNCE, nor
+# their affinity term (pyramid alignment's global pair), nor the shared-space pyramid alignment
+# (off by default already).
 method:
   cmapkd:
     lambdas:
       align: 0
+      affinity: 0
       pyramid: 0
 """#,
     "configs/ablations/no_embedding.yaml": #"""

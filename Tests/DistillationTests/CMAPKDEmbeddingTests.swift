@@ -27,7 +27,8 @@ func teacherSample(of teacher: CLIPModel) throws -> TeacherSample {
 /// `CMAPKDMethod` fits it.
 func fittedCMAPKD(_ config: CMAPKDConfig, teacher: CLIPModel) throws -> CMAPKD {
   let sample = try teacherSample(of: teacher)
-  return CMAPKD(config, standardizer: try PHISStandardizer(fitting: Tensor.cat([sample.images[0], sample.texts[0]], dim: 0)))
+  return try CMAPKD(
+    config, teacher: teacher, standardizer: try PHISStandardizer(fitting: Tensor.cat([sample.images[0], sample.texts[0]], dim: 0)))
 }
 
 /// A method context for `student` and `teacher` with the teacher sample the runner would give.
@@ -134,7 +135,7 @@ struct CMAPKDEmbeddingTests {
     let features = try TeacherFeatures.compute(
       teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: config.pyramid)
     let error = #expect(throws: PyramidError.self) {
-      try CMAPKD(config).step(
+      try CMAPKD(config, teacher: teacher).step(
         student: student, head: head, teacher: features, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask,
         stage: .fine)
     }

@@ -57,7 +57,7 @@ struct CMAPKDTests {
       stage: .fine)
     #expect(
       Set(step.loss.parts.map { $0.name.split(separator: "/").first.map(String.init)! }) == [
-        "intra_v", "intra_l", "align", "embedding", "pyramid", "relation", "layer_relation", "task",
+        "intra_v", "intra_l", "align", "affinity", "embedding", "pyramid", "relation", "layer_relation", "task",
       ])
     try step.total.backward()
     for (key, p) in student.namedParameters() { #expect(try p.grad != nil, "student \(key) got no gradient") }
@@ -129,7 +129,7 @@ struct CMAPKDTests {
     var config = CMAPKDConfig()
     config.lambdas = try JSONDecoder().decode(
       LossWeights.self,
-      from: Data(#"{"intra_vision":0,"intra_language":0,"align":0,"pyramid":0,"relation":0,"layer_relation":0,"task":0,"embedding":0}"#.utf8))
+      from: Data(#"{"intra_vision":0,"intra_language":0,"align":0,"pyramid":0,"relation":0,"layer_relation":0,"task":0,"embedding":0,"affinity":0}"#.utf8))
     let batch = try smallBatch()
     let features = try TeacherFeatures.compute(
       teacher: teacher, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.mask, pyramid: config.pyramid)

@@ -104,10 +104,10 @@ struct SelectorTrainingTests {
     }
     let batch = try widened(batch32), heldOut = try widened(heldOut32)
     let (credits, _) = try SelectorTrainer.credits(
-      cmapkd: CMAPKD(config), student: student, head: head, batch: batch, heldOut: heldOut)
+      cmapkd: CMAPKD(config, teacher: teacher), student: student, head: head, batch: batch, heldOut: heldOut)
     #expect(try Swift.abs(credits.heldOutLoss - heldOutLoss(student, heldOut)) < 1e-10)
     let (credits32, _) = try SelectorTrainer.credits(
-      cmapkd: CMAPKD(config), student: student32, head: head32, batch: batch32, heldOut: heldOut32)
+      cmapkd: CMAPKD(config, teacher: teacher32), student: student32, head: head32, batch: batch32, heldOut: heldOut32)
 
     let params = student.parameters()
     func finiteDifference(lambdas: LossWeights, vision: [Double]? = nil, language: [Double]? = nil, coupling: [Double]? = nil)
@@ -115,7 +115,7 @@ struct SelectorTrainingTests {
     {
       var c = CMAPKDConfig(lambdas: lambdas, selection: .manual)
       (c.manualVision, c.manualLanguage, c.manualCoupling) = (vision, language, coupling)
-      let step = try CMAPKD(c).step(
+      let step = try CMAPKD(c, teacher: teacher).step(
         student: student, head: head, teacher: batch.teacher!, pixels: batch.pixels, ids: batch.ids,
         attentionMask: batch.attentionMask,
         stage: .fine)
@@ -136,7 +136,9 @@ struct SelectorTrainingTests {
     }
     func only(_ set: (inout LossWeights) -> Void) -> LossWeights {
       var l = LossWeights()
-      (l.intraVision, l.intraLanguage, l.align, l.pyramid, l.relation, l.layerRelation, l.task, l.embedding) = (0, 0, 0, 0, 0, 0, 0, 0)
+      (l.intraVision, l.intraLanguage, l.align, l.pyramid, l.relation, l.layerRelation, l.task, l.embedding, l.affinity) = (
+        0, 0, 0, 0, 0, 0, 0, 0, 0
+      )
       set(&l)
       return l
     }
@@ -179,7 +181,7 @@ struct SelectorTrainingTests {
       func credits(_ estimator: CreditEstimator, radius: Double = 1e-2) throws -> LevelCredits {
         config.selectorCredit = estimator
         config.selectorFDRadius = radius
-        return try SelectorTrainer.credits(cmapkd: CMAPKD(config), student: student, head: head, batch: batch, heldOut: heldOut)
+        return try SelectorTrainer.credits(cmapkd: CMAPKD(config, teacher: teacher), student: student, head: head, batch: batch, heldOut: heldOut)
           .credits
       }
       let exact = try credits(.doubleBackward)
@@ -218,7 +220,7 @@ struct SelectorTrainingTests {
     config.selectorLearningRate = 2e-3
     config.selectorInterval = 1
     config.selectorEntropyWeight = 0.5
-    let cmapkd = CMAPKD(config)
+    let cmapkd = try CMAPKD(config, teacher: teacher)
     let head = try CMAPKDHead(student: student.config, teacher: teacher)
     var batch = try tinyBatch(teacher, pyramid: config.pyramid)
     let heldOut = try tinyBatch(teacher, pyramid: config.pyramid, offset: 2)
@@ -264,7 +266,7 @@ struct SelectorTrainingTests {
     // truncation: at an easy level's minimum ℓ(θ ± h·d) are both O(h²) and differ by O(h³).
     var exactConfig = config
     exactConfig.selectorCredit = .doubleBackward
-    let exact = try SelectorTrainer.credits(cmapkd: CMAPKD(exactConfig), student: student, head: head, batch: batch, heldOut: heldOut)
+    let exact = try SelectorTrainer.credits(cmapkd: CMAPKD(exactConfig, teacher: teacher), student: student, head: head, batch: batch, heldOut: heldOut)
     let exactShares = try exact.credits.normalizedPerSample().abs().amax(dims: [0]).doubles()
     #expect(exactShares[3] < 1e-6 && exactShares[7] < 1e-6, "easy-level credits \(exactShares[3]), \(exactShares[7])")
     let credits = try trainer.credits!.normalizedPerSample().abs().amax(dims: [0]).doubles()

@@ -96,7 +96,7 @@ final class DistillStep {
     student.train()
     head.train()
     head.alsn.eval()
-    cmapkd = CMAPKD(benchConfig())
+    cmapkd = try CMAPKD(benchConfig(), teacher: teacher)
     optimizer = try AdamW(student.parameters() + head.parameters(), learningRate: 1e-4, weightDecay: 0.01)
   }
 
@@ -356,7 +356,7 @@ func cacheBenchmark() throws {
     config.skipThreshold = threshold
     let features = try cache.features(for: keys)!
     return try seconds {
-      let step = try CMAPKD(config, standardizer: bench.cmapkd.standardizer).step(
+      let step = try CMAPKD(config, standardizer: bench.cmapkd.standardizer, teacherLogitScale: bench.cmapkd.teacherLogitScale).step(
         student: student, head: bench.head, teacher: features, pixels: batch.pixels, ids: batch.ids,
         attentionMask: batch.attentionMask, stage: .fine)
       try step.total.backward()
@@ -577,7 +577,8 @@ func profileSteps() throws {
     // Each term alone: towers, levels, that term (and the task), backward; minus the task-only step.
     let terms: [(String, WritableKeyPath<LossWeights, Double>)] = [
       ("intra_v", \.intraVision), ("intra_l", \.intraLanguage), ("align", \.align), ("pyramid", \.pyramid),
-      ("relation", \.relation), ("layer_relation", \.layerRelation), ("embedding", \.embedding), ("task only", \.task),
+      ("relation", \.relation), ("layer_relation", \.layerRelation), ("embedding", \.embedding), ("affinity", \.affinity),
+      ("task only", \.task),
     ]
     // A term the benchmarked settings switch off (λ 0) would time the task alone: left out.
     for (name, key) in terms where name == "task only" || cmapkd.config.lambdas[keyPath: key] != 0 {
@@ -587,7 +588,7 @@ func profileSteps() throws {
       only.task = 1
       only[keyPath: key] = cmapkd.config.lambdas[keyPath: key]
       config.lambdas = only
-      let single = CMAPKD(config, standardizer: cmapkd.standardizer)
+      let single = CMAPKD(config, standardizer: cmapkd.standardizer, teacherLogitScale: cmapkd.teacherLogitScale)
       try time("term: \(name)") {
         let t = try single.towers(student: student, pixels: batch.pixels, ids: batch.ids, attentionMask: batch.attentionMask)
         let side = try single.levels(student: student, head: head, towers: t, teacher: features, computing: computed)

@@ -21,9 +21,8 @@ public final class CMAPKDMethod: DistillationMethod {
   ///   reads them (`multiteacher` on CMAPKD does).
   public init(config: CMAPKDConfig, context: MethodContext, alwaysShared: Bool = false) throws {
     try config.validate()
-    var method = CMAPKD(config)
+    var method = try CMAPKD(config, teacher: context.teacher)
     method.alwaysShared = alwaysShared
-    if config.lambdas.affinity != 0 { method.teacherLogitScale = try Baselines.logitScale(of: context.teacher) }
     if config.needsTeacherSample {
       guard let sample = context.teacherSample, let images = sample.images.first, let texts = sample.texts.first else {
         throw MethodError(
