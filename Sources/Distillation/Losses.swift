@@ -98,12 +98,10 @@ public enum Losses {
     studentImage: Tensor, studentText: Tensor, studentScale: Tensor, teacherImage: Tensor, teacherText: Tensor,
     teacherScale: Double
   ) throws -> LossParts {
-    let s = try cosine(studentImage, studentText) * studentScale  // [B, B]
-    let t = try cosine(teacherImage.detach(), teacherText.detach()) * teacherScale
-    var parts = LossParts()
-    parts.add("i2t", try rowKL(teacher: t, student: s).mean() * 0.5)
-    parts.add("t2i", try rowKL(teacher: t.transpose(0, 1), student: s.transpose(0, 1)).mean() * 0.5)
-    return parts
+    // The baselines' soft-target distillation of the batch distributions (KD, TinyCLIP) at T = 1.
+    try Baselines.batchDistributions(
+      studentImage: studentImage, studentText: studentText, studentScale: studentScale, teacherImage: teacherImage,
+      teacherText: teacherText, teacherScale: teacherScale, temperature: 1, form: .kl)
   }
 
   /// Σᵢⱼ mean_b αᵦᵢⱼ · KL(P_T(vᵢ, lⱼ) ‖ P_S(vᵢ, lⱼ)), where P is the softmax over the batch of
