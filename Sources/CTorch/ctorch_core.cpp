@@ -12,6 +12,8 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <string>
 
 #include "ctorch_internal.hpp"
 
@@ -30,6 +32,36 @@ void clear() { has_error = false; }
 }  // namespace ctorch
 
 using namespace ctorch;
+
+namespace {
+// One attempt per process. ATen builds its CUDA hooks on the first query and keeps the stub for
+// good if libtorch_cuda.so is not loaded by then ("CUDA permanently disabled"), so every entry
+// point that may query them (seeding, device counts, process groups) loads it first.
+std::once_flag cuda_once;
+int cuda_loaded = 0;
+std::string cuda_load_error;
+
+void load_cuda_once() {
+  std::call_once(cuda_once, [] {
+    // libtorch_cuda registers CUDA kernels from static initialisers; dlopen of the file next
+    // to libtorch_cpu is enough. Without the CUDA wheels it fails, and CPU keeps working.
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&at::get_num_threads), &info) == 0 || info.dli_fname == nullptr) {
+      cuda_load_error = "cannot locate libtorch_cpu.so";
+      return;
+    }
+    std::string path(info.dli_fname);
+    auto slash = path.rfind('/');
+    path = (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/libtorch_cuda.so";
+    if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+      const char *why = dlerror();
+      cuda_load_error = why ? why : "dlopen of " + path + " failed";
+      return;
+    }
+    cuda_loaded = 1;
+  });
+}
+}  // namespace
 
 struct ct_generator_s {
   at::Generator gen;
@@ -57,6 +89,7 @@ void ct_set_num_threads(int n) {
 int ct_get_num_threads(void) { return at::get_num_threads(); }
 
 int ct_manual_seed(uint64_t seed) {
+  load_cuda_once();  // before the CUDA hooks are queried below
   CT_STATUS({
     auto gen = at::detail::getDefaultCPUGenerator();
     {
@@ -89,31 +122,25 @@ bool ct_autocast_enabled(int device_type) {
 
 int ct_try_load_cuda(void) {
   clear();
-  // libtorch_cuda registers CUDA kernels from static initialisers; dlopen of the file next
-  // to libtorch_cpu is enough. Without the CUDA wheels it fails, and CPU keeps working.
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void *>(&at::get_num_threads), &info) == 0 || info.dli_fname == nullptr) {
-    set_error("cannot locate libtorch_cpu.so");
-    return 0;
-  }
-  std::string path(info.dli_fname);
-  auto slash = path.rfind('/');
-  path = (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/libtorch_cuda.so";
-  if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
-    const char *why = dlerror();
-    set_error(why ? why : "dlopen failed");
-    return 0;
-  }
-  return 1;
+  load_cuda_once();
+  if (!cuda_loaded) set_error(cuda_load_error.c_str());
+  return cuda_loaded;
+}
+const char *ct_cuda_load_error(void) {
+  load_cuda_once();
+  return cuda_loaded ? nullptr : cuda_load_error.c_str();
 }
 
 bool ct_cuda_is_available(void) {
+  load_cuda_once();
   try { return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0; } catch (...) { return false; }
 }
 int ct_cuda_device_count(void) {
+  load_cuda_once();
   try { return at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0; } catch (...) { return 0; }
 }
 int ct_cuda_synchronize(int device) {
+  load_cuda_once();
   CT_STATUS({
     at::detail::getCUDAHooks().deviceSynchronize(static_cast<c10::DeviceIndex>(device));
   });

@@ -115,6 +115,7 @@ struct AllGather : public torch::autograd::Function<AllGather> {
 extern "C" {
 
 ct_process_group ct_pg_new(const char *host, int port, int rank, int world, double timeout_seconds) {
+  ct_try_load_cuda();  // before c10d may query the CUDA hooks (see ctorch_core.cpp)
   CT_GUARD(
       nullptr, clear();
 #ifdef USE_C10D_GLOO

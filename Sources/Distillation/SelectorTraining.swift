@@ -39,18 +39,21 @@ public enum LookAheadCredit {
     parameters: [Tensor], heldOutGradient: [Tensor?], shape: [Int], terms: (Tensor) throws -> Tensor?
   ) throws -> Tensor {
     try Torch.enableGrad {
-      let epsilon = try Tensor.zeros(shape, dtype: parameters.first?.dtype ?? .float32, device: parameters.first?.device ?? .cpu)
-        .requiresGrad(true)
-      guard let weighted = try terms(epsilon), weighted.requiresGrad else { return try Tensor.zeros(shape, dtype: .float64) }
+      let device = parameters.first?.device ?? .cpu
+      let epsilon = try Tensor.zeros(shape, dtype: parameters.first?.dtype ?? .float32, device: device).requiresGrad(true)
+      // No credit (no weighted term): zeros, on the parameters' device like a real credit.
+      guard let weighted = try terms(epsilon), weighted.requiresGrad else {
+        return try Tensor.zeros(shape, dtype: .float64, device: device)
+      }
       let g = try Torch.gradients(of: [weighted], withRespectTo: parameters, retainGraph: true, createGraph: true)
       var inner: [Tensor] = []
       for (gradient, direction) in zip(g, heldOutGradient) {
         if let gradient, let direction, gradient.requiresGrad { inner.append(try (gradient * direction.detach()).sum()) }
       }
-      guard let first = inner.first else { return try Tensor.zeros(shape, dtype: .float64) }
+      guard let first = inner.first else { return try Tensor.zeros(shape, dtype: .float64, device: device) }
       let total = try inner.dropFirst().reduce(first) { try $0 + $1 }
       let credit = try Torch.gradients(of: [total], withRespectTo: [epsilon])[0]
-      return try (credit ?? Tensor.zeros(shape)).detach().to(.float64)
+      return try (credit ?? Tensor.zeros(shape, device: device)).detach().to(.float64)
     }
   }
 
@@ -492,7 +495,7 @@ public final class SelectorTrainer {
       cmapkd: cmapkd, student: student, head: head, batch: batch, heldOut: heldOut())
     let c = try raw.normalizedPerSample().to(.float64)  // [B, 24]
     let (cv, cl, cc) = try ALSN.split(c)
-    var gain = try Tensor.zeros([c.size(0)], dtype: .float64)
+    var gain = try Tensor.zeros([c.size(0)], dtype: .float64, device: c.device)
     let coupling = try action.weights.coupling.flatten(start: 1)
     for ((weights, credit), on) in zip([(action.weights.vision, cv), (action.weights.language, cl), (coupling, cc)], headsOn)
     where on {

@@ -86,7 +86,16 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   /// - Parameter localRank: a data-parallel process's index on its machine: `auto` and `cuda`
   ///   then mean that process's own GPU, `cuda:<local rank>`.
   public func resolvedDevice(localRank: Int? = nil) throws -> Device {
-    if device == "auto" { return Torch.cudaAvailable ? .cuda(localRank ?? 0) : .cpu }
+    if device == "auto" {
+      guard Torch.cudaAvailable else { return .cpu }
+      let index = localRank ?? 0
+      guard index < Torch.cudaDeviceCount else {
+        throw ConfigError(
+          "device: auto gives data-parallel process \(index) its own GPU, but only \(Torch.cudaDeviceCount) CUDA device(s) are visible; start at most \(Torch.cudaDeviceCount) processes, or name one device (cuda:0) to share it"
+        )
+      }
+      return .cuda(index)
+    }
     if device == "cuda", let localRank {
       var own = self
       own.device = "cuda:\(localRank)"
@@ -97,8 +106,8 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
       throw ConfigError("device: '\(device)' is not a device; use auto, cpu, cuda or cuda:N")
     }
     if case .cuda(let index) = parsed {
-      guard Torch.cudaAvailable else {
-        throw ConfigError("device: \(device) asked for, but LibTorch's CUDA library did not load or no GPU is visible; use device: cpu or auto")
+      if let reason = Torch.cudaUnavailableReason {
+        throw ConfigError("device: \(device) asked for, but \(reason); use device: cpu or auto")
       }
       guard index < Torch.cudaDeviceCount else {
         throw ConfigError("device: \(device) asked for, but only \(Torch.cudaDeviceCount) CUDA device(s) are visible")

@@ -9,7 +9,7 @@ public func levelVector(_ features: Tensor, mask: Tensor? = nil) throws -> Tenso
   case 4: return try features.mean(dims: [2, 3])  // [B, D, h, w] → [B, D]
   case 3:
     return try LanguageHierarchy.maskedMean(
-      features, mask: mask ?? Tensor.ones([features.size(0), features.size(1)], dtype: features.dtype))
+      features, mask: mask ?? Tensor.ones([features.size(0), features.size(1)], dtype: features.dtype, device: features.device))
   default: return features
   }
 }

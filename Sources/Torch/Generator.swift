@@ -55,6 +55,18 @@ public enum Torch {
 
   public static var cudaDeviceCount: Int { cudaAvailable ? Int(ct_cuda_device_count()) : 0 }
 
+  /// Why LibTorch's CUDA library did not load (the loader's message, e.g. a missing NVIDIA
+  /// library), or nil when it loaded; for error messages.
+  public static var cudaLoadError: String? { ct_cuda_load_error().map { String(cString: $0) } }
+
+  /// Why CUDA cannot be used, in words: the library's load error, or that no GPU is visible;
+  /// nil when it can.
+  public static var cudaUnavailableReason: String? {
+    if cudaAvailable { return nil }
+    if let error = cudaLoadError { return "LibTorch's CUDA library did not load: \(error)" }
+    return "LibTorch's CUDA library loaded, but no GPU is visible"
+  }
+
   /// Waits for queued CUDA work (for timing).
   public static func synchronize(_ device: Device) throws {
     if case .cuda(let i) = device { try checkStatus("synchronize", ct_cuda_synchronize(Int32(i))) }

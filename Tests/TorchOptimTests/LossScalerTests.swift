@@ -33,5 +33,12 @@ struct LossScalerTests {
     let v = try Tensor([1, 2] as [Float]).requiresGrad(true)
     try scaler.scaled((v * Double.infinity).sum()).backward()
     #expect(try scaler.unscale([w, v]) == false)
+
+    // One non-finite entry among 2^25 + 1: a mean of the finite flags would round to 1.
+    let big = try Tensor.zeros([(1 << 25) + 1]).requiresGrad(true)
+    let spike = try Tensor.zeros([(1 << 25) + 1])
+    try spike.narrow(dim: 0, start: 7, length: 1).fill(.nan)  // a view: fills spike
+    try scaler.scaled((big * spike).sum()).backward()
+    #expect(try scaler.unscale([w, big]) == false)
   }
 }

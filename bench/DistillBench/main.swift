@@ -457,7 +457,7 @@ func worker() throws {
   }
   if let threads = option("--threads").flatMap(Int.init) { Torch.numThreads = threads }
   let device = try Device(parsing: option("--device") ?? "cpu")
-  if device.isCUDA, !Torch.cudaAvailable { fail("--device \(device): LibTorch's CUDA library did not load or no GPU is visible") }
+  if device.isCUDA, let reason = Torch.cudaUnavailableReason { fail("--device \(device): \(reason)") }
   let precision = option("--precision") ?? "fp32"
   let autocast: DType? =
     switch precision {

@@ -70,21 +70,26 @@ def main():
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench-gpu: no CUDA device here; nothing to measure (run it on a GPU machine, e.g. from `make bundle`)")
         return 0
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 on both sides
-    torch.backends.cudnn.allow_tf32 = False
+    # LibTorch's defaults on both sides: matmuls in true fp32 (TF32 off), cuDNN convolutions
+    # (the patch embedding) allowed TF32. The Swift worker does not change them, so neither do we.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True
     results = []
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "bench_gpu.json")
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([args.swift_binary, "export", "--out", tmp, "--teacher", args.teacher, "--student", args.student],
                        check=True)
         for precision in args.precisions.split(","):
             results.append(measure(args, device, precision, tmp))
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "bench_gpu.json")
-    with open(path, "w") as f:
-        json.dump(dict(teacher=args.teacher, student=args.student, batch=args.batch, device=str(device),
-                       gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", torch=torch.__version__,
-                       results=results), f, indent=2)
-    print(f"wrote {os.path.relpath(path)}")
+            # Written after every precision: a run cut short by a time limit keeps what it measured.
+            with open(path, "w") as f:
+                json.dump(dict(teacher=args.teacher, student=args.student, batch=args.batch, device=str(device),
+                               gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                               torch=torch.__version__, results=results), f, indent=2)
+            print(f"wrote {os.path.relpath(path)} ({precision})")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # the next precision's Swift worker needs the memory
     return 0 if all(r["losses_agree"] for r in results) else 1
 
 

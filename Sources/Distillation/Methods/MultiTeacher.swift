@@ -167,6 +167,8 @@ public final class EMAStandardizer {
       let batchMean = try x64.mean(dim: 0)
       let batchVariance = try x64.variance(dims: [0], correction: 0)
       if let mean, let variance {
+        // A resumed run's averages come from the checkpoint on the CPU; x may be on a GPU.
+        let mean = try mean.to(batchMean.device), variance = try variance.to(batchMean.device)
         self.mean = try mean * momentum + batchMean * (1 - momentum)
         self.variance = try variance * momentum + batchVariance * (1 - momentum)
       } else {
