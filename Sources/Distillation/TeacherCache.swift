@@ -99,6 +99,12 @@ public final class TeacherCache {
 
   /// The stored tensors of these keys, stacked in this order (float32), or nil if any is missing.
   public func rows(for keys: [String]) throws -> [String: Tensor]? {
+    try storedRows(for: keys)?.mapValues { try $0.to(.float32) }
+  }
+
+  /// `rows(for:)` in the storage dtype (float16 by default): moved to a GPU as they are and
+  /// widened there, they cross the bus at half the bytes.
+  func storedRows(for keys: [String]) throws -> [String: Tensor]? {
     var rows: [(file: SafeTensorsFile, row: Int)] = []
     for key in keys {
       guard let location = index[key], let file = try shardFile(location.shard) else {
@@ -126,7 +132,6 @@ public final class TeacherCache {
         }
       }
       fields[name] = try bytes.withUnsafeBytes { try Tensor.fromBytes($0, shape: [rows.count] + rowShape, dtype: first.dtype) }
-        .to(.float32)
     }
     hits += 1
     return fields
@@ -313,7 +318,8 @@ extension TeacherCache {
     pyramid: PyramidConfig, device: Device
   ) throws -> TeacherFeatures {
     func half(_ keys: [String], _ compute: () throws -> [String: Tensor]) throws -> [String: Tensor] {
-      if let stored = try rows(for: keys) { return try stored.mapValues { try $0.to(device) } }
+      // Moved first, then widened: `to(device, dtype)` would widen on the host.
+      if let stored = try storedRows(for: keys) { return try stored.mapValues { try $0.to(device).to(.float32) } }
       let computed = try compute()
       try store(named: computed.sorted { $0.key < $1.key }, keys: keys)
       return try computed.mapValues { try TeacherFeatures.rounded($0, to: storage) }
