@@ -126,10 +126,6 @@ int ct_try_load_cuda(void) {
   if (!cuda_loaded) set_error(cuda_load_error.c_str());
   return cuda_loaded;
 }
-const char *ct_cuda_load_error(void) {
-  load_cuda_once();
-  return cuda_loaded ? nullptr : cuda_load_error.c_str();
-}
 
 bool ct_cuda_is_available(void) {
   load_cuda_once();

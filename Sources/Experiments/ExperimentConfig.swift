@@ -86,19 +86,12 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   /// - Parameter localRank: a data-parallel process's index on its machine: `auto` and `cuda`
   ///   then mean that process's own GPU, `cuda:<local rank>`.
   public func resolvedDevice(localRank: Int? = nil) throws -> Device {
-    if device == "auto" {
-      guard Torch.cudaAvailable else { return .cpu }
-      let index = localRank ?? 0
-      guard index < Torch.cudaDeviceCount else {
-        throw ConfigError(
-          "device: auto gives data-parallel process \(index) its own GPU, but only \(Torch.cudaDeviceCount) CUDA device(s) are visible; start at most \(Torch.cudaDeviceCount) processes, or name one device (cuda:0) to share it"
-        )
-      }
-      return .cuda(index)
-    }
-    if device == "cuda", let localRank {
+    if device == "auto", !Torch.cudaAvailable { return .cpu }
+    // `auto` with CUDA, and `cuda` in a data-parallel process: that process's own GPU, checked
+    // like any named device.
+    if device == "auto" || (device == "cuda" && localRank != nil) {
       var own = self
-      own.device = "cuda:\(localRank)"
+      own.device = "cuda:\(localRank ?? 0)"
       return try own.resolvedDevice()
     }
     let parsed: Device
@@ -110,7 +103,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         throw ConfigError("device: \(device) asked for, but \(reason); use device: cpu or auto")
       }
       guard index < Torch.cudaDeviceCount else {
-        throw ConfigError("device: \(device) asked for, but only \(Torch.cudaDeviceCount) CUDA device(s) are visible")
+        throw ConfigError(
+          "device: \(device) asked for, but only \(Torch.cudaDeviceCount) CUDA device(s) are visible (under device: auto or cuda each data-parallel process takes cuda:<local rank>; name one device, cuda:0, to share it)"
+        )
       }
     }
     return parsed

@@ -57,14 +57,16 @@ public enum Torch {
 
   /// Why LibTorch's CUDA library did not load (the loader's message, e.g. a missing NVIDIA
   /// library), or nil when it loaded; for error messages.
-  public static var cudaLoadError: String? { ct_cuda_load_error().map { String(cString: $0) } }
+  public static var cudaLoadError: String? {
+    ct_try_load_cuda() == 1 ? nil : ct_last_error().map { String(cString: $0) } ?? "failed without a message"
+  }
 
   /// Why CUDA cannot be used, in words: the library's load error, or that no GPU is visible;
   /// nil when it can.
   public static var cudaUnavailableReason: String? {
     if cudaAvailable { return nil }
     if let error = cudaLoadError { return "LibTorch's CUDA library did not load: \(error)" }
-    return "LibTorch's CUDA library loaded, but no GPU is visible"
+    return "no GPU is visible (LibTorch's CUDA library loaded)"
   }
 
   /// Waits for queued CUDA work (for timing).
@@ -77,6 +79,7 @@ public enum Torch {
 }
 
 private enum CUDAState {
-  // Loaded once per process: a static let is initialised lazily and thread-safely.
-  static let available: Bool = ct_try_load_cuda() == 1 && ct_cuda_is_available()
+  // Asked once per process (the shim loads libtorch_cuda.so first); a static let is
+  // initialised lazily and thread-safely.
+  static let available: Bool = ct_cuda_is_available()
 }

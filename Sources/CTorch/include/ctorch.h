@@ -39,11 +39,10 @@ int ct_manual_seed(uint64_t seed);
 // code; used only when enabling). Disabling clears autocast's cache of cast weights.
 int ct_autocast_set(int device_type, bool enabled, int dtype);
 bool ct_autocast_enabled(int device_type);
-// Loads libtorch_cuda.so from LibTorch's lib folder so CUDA kernels register; returns 1 if
-// loaded, 0 if not available (the reason is left in ct_last_error, for diagnostics only).
+// Loads libtorch_cuda.so from LibTorch's lib folder so CUDA kernels register (once per process;
+// later calls give the first answer); returns 1 if loaded, 0 if not available (the loader's
+// reason is left in ct_last_error, for messages).
 int ct_try_load_cuda(void);
-// Why libtorch_cuda.so did not load (the dlerror text), or NULL when it did; loads it first.
-const char *ct_cuda_load_error(void);
 // LibTorch's operator profiler on CPU activities (benchmarks): start (recording input shapes or
 // not), then stop writing one line per event to `path`: name (followed by the input shapes when
 // recorded), thread id, start ns, duration ns (tab-separated).
