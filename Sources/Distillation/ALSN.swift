@@ -142,10 +142,19 @@ public final class ALSN: Module {
     vision: Tensor, language: Tensor, coupling: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>
   ) throws -> LevelWeights {
     let temperature = try logTemperature.exp()
+    // With every level active (the fine stage) there is nothing to mask: a plain softmax, the
+    // same values without building and applying the masks.
+    let allVision = activeVision.count == Level.allCases.count, allLanguage = activeLanguage.count == Level.allCases.count
     return LevelWeights(
-      vision: try maskedSoftmax(vision / temperature, mask: LevelMask.vector(activeVision, like: vision)),
-      language: try maskedSoftmax(language / temperature, mask: LevelMask.vector(activeLanguage, like: language)),
-      coupling: try maskedSoftmax(coupling / temperature, mask: LevelMask.pairs(activeVision, activeLanguage, like: coupling))
+      vision: try allVision
+        ? (vision / temperature).softmax(dim: -1)
+        : maskedSoftmax(vision / temperature, mask: LevelMask.vector(activeVision, like: vision)),
+      language: try allLanguage
+        ? (language / temperature).softmax(dim: -1)
+        : maskedSoftmax(language / temperature, mask: LevelMask.vector(activeLanguage, like: language)),
+      coupling: try (allVision && allLanguage
+        ? (coupling / temperature).softmax(dim: -1)
+        : maskedSoftmax(coupling / temperature, mask: LevelMask.pairs(activeVision, activeLanguage, like: coupling)))
         .view([-1, 4, 4]))
   }
 

@@ -244,9 +244,18 @@ public final class CMAPKDHead: Module {
   /// the linear maps when the widths differ), for `unified` the projector's output on the
   /// L2-normalised embeddings.
   public func projectToTeacher(image: Tensor, text: Tensor) throws -> (image: Tensor, text: Tensor) {
+    try projectToTeacher(image: image, text: text, units: nil)
+  }
+
+  /// `projectToTeacher`, given the embeddings' L2-normalized rows when they are at hand.
+  func projectToTeacher(image: Tensor, text: Tensor, units: (image: Tensor, text: Tensor)?) throws -> (
+    image: Tensor, text: Tensor
+  ) {
     if let embeddingProjector {
       // Both modalities in one pass of the shared projector (row by row the same map).
-      let both = try embeddingProjector(Functional.normalize(Tensor.cat([image, text], dim: 0)))
+      let normalized = try units.map { try Tensor.cat([$0.image, $0.text], dim: 0) }
+        ?? Functional.normalize(Tensor.cat([image, text], dim: 0))
+      let both = try embeddingProjector(normalized)
       let b = image.size(0)
       return (try both.narrow(dim: 0, start: 0, length: b), try both.narrow(dim: 0, start: b, length: both.size(0) - b))
     }
@@ -282,12 +291,15 @@ public struct StudentSide {
   /// The student's own image and text embeddings [B, P_s].
   public var image: Tensor
   public var caption: Tensor
+  /// The same L2-normalized (once, for every term that compares directions).
+  public var units: (image: Tensor, text: Tensor)
   /// The same in the teacher's joint width (`CMAPKDHead.projectToTeacher`), for the `embedding` term.
   public var inTeacherWidth: (image: Tensor, caption: Tensor)
   /// The student's learnable log logit scale (for the task term).
   public var logitScale: Tensor
   /// Only the levels in `computed` are real; a skipped level holds a placeholder that fails
-  /// loudly if a loss reaches it.
+  /// loudly if a loss reaches it. L1's and L2's padded positions are not zeroed: every term
+  /// that reads them masks them (`StudentPyramid.adapt(zeroPadding:)`).
   public var vision: VisionLevels
   public var language: LanguageLevels
   /// Each level in the shared space, 4 × [B, P] per modality.
@@ -387,14 +399,16 @@ public struct CMAPKD {
       taps: LanguageHierarchy.taps(towers.text, config: pyramidConfig), attentionMask: towers.attentionMask,
       pooledPositions: towers.text.pooledPositions, config: pyramidConfig)
     let (studentVision, studentLanguage) = try head.pyramid.adapt(
-      vision: rawVision, language: rawLanguage, visionLevels: computing.vision, languageLevels: computing.language)
+      vision: rawVision, language: rawLanguage, visionLevels: computing.vision, languageLevels: computing.language,
+      zeroPadding: false)
     guard (head.embeddingProjector != nil) == (config.embeddingLoss == .unified) else {
       throw PyramidError(
         "cmapkd: the head was built for another embedding loss than embedding_loss '\(config.embeddingLoss.rawValue)' (CMAPKDHead(embeddingLoss:))")
     }
-    let projected = try head.projectToTeacher(image: towers.image, text: towers.caption)
+    let units = (image: try Functional.normalize(towers.image), text: try Functional.normalize(towers.caption))
+    let projected = try head.projectToTeacher(image: towers.image, text: towers.caption, units: units)
     return StudentSide(
-      image: towers.image, caption: towers.caption, inTeacherWidth: (projected.image, projected.text),
+      image: towers.image, caption: towers.caption, units: units, inTeacherWidth: (projected.image, projected.text),
       logitScale: student.logitScale, vision: studentVision,
       language: studentLanguage,
       shared: try shared(head: head, vision: studentVision, language: studentLanguage, computing: computing),
@@ -407,8 +421,9 @@ public struct CMAPKD {
     head: CMAPKDHead, vision: VisionLevels, language: LanguageLevels, computing: (vision: Set<Level>, language: Set<Level>)
   ) throws -> (vision: [Tensor], language: [Tensor]) {
     guard needsShared else {
-      let empty = try Level.allCases.map { _ in try Tensor.zeros([0]) }
-      return (empty, empty)
+      let empty = try Tensor.zeros([0])
+      let placeholders = Level.allCases.map { _ in empty }
+      return (placeholders, placeholders)
     }
     guard let bridge = head.bridge else {
       throw PyramidError(
@@ -425,11 +440,13 @@ public struct CMAPKD {
     weights: LevelWeights, active: (vision: Set<Level>, language: Set<Level>), threshold: Double
   ) throws -> (vision: Set<Level>, language: Set<Level>) {
     guard threshold > 0 else { return active }
-    let v = try weights.vision.detach().amax(dims: [0]).doubles()  // [4]
-    let l = try weights.language.detach().amax(dims: [0]).doubles()
     let coupling = try weights.coupling.detach()
-    let cv = try coupling.sum(dim: 2).amax(dims: [0]).doubles()  // each vision level's share of α
-    let cl = try coupling.sum(dim: 1).amax(dims: [0]).doubles()
+    // [vision, language, each vision level's share of α, each language level's] over samples:
+    // one [4, 4] read back (one host sync on a GPU), not four.
+    let largest = try Tensor.stack([
+      weights.vision.detach(), weights.language.detach(), coupling.sum(dim: 2), coupling.sum(dim: 1),
+    ]).amax(dims: [1]).doubles()  // [4 · 4]
+    let (v, l, cv, cl) = (largest[0..<4].map { $0 }, largest[4..<8].map { $0 }, largest[8..<12].map { $0 }, largest[12..<16].map { $0 })
     return (
       active.vision.filter { v[$0.rawValue] >= threshold || cv[$0.rawValue] >= threshold },
       active.language.filter { l[$0.rawValue] >= threshold || cl[$0.rawValue] >= threshold }
@@ -446,10 +463,12 @@ public struct CMAPKD {
     var parts = LossParts()
     func add(_ lambda: Double, _ name: String, _ make: () throws -> LossParts) throws {
       guard lambda != 0 else { return }
-      var scaled = LossParts()
-      for (part, value) in try make().parts { scaled.add(part, try value * lambda) }
-      parts.merge(scaled, prefix: name)
+      // × 1 is exact both ways: skipping it saves a multiply and its backward node per part.
+      parts.merge(lambda == 1 ? try make() : try make().scaled(by: lambda), prefix: name)
     }
+    // The deployed embeddings, each normalized once for every global term.
+    let units = try Losses.Units(
+      studentUnits: side.units, teacherImage: teacher.imageEmbedding, teacherText: teacher.textEmbedding)
     try add(lambdas.intraVision, "intra_v") {
       try Losses.intraVision(student: side.vision, teacher: teacherVision, weights: weights.vision, active: activeVision)
     }
@@ -458,17 +477,13 @@ public struct CMAPKD {
     }
     // The global terms act on the student's deployed embeddings, what ships (SPEC §5).
     try add(lambdas.align, "align") {
-      try Losses.deployedAlignment(
-        studentImage: side.image, studentText: side.caption, teacherImage: teacher.imageEmbedding,
-        teacherText: teacher.textEmbedding, temperature: config.temperature)
+      try Losses.deployedAlignment(units, temperature: config.temperature)
     }
     try add(lambdas.affinity, "affinity") {
       guard let teacherLogitScale else {
         throw PyramidError("cmapkd: the affinity term needs the teacher's logit scale (CMAPKD.teacherLogitScale)")
       }
-      return try Losses.deployedAffinity(
-        studentImage: side.image, studentText: side.caption, studentScale: side.logitScale.exp(),
-        teacherImage: teacher.imageEmbedding, teacherText: teacher.textEmbedding, teacherScale: teacherLogitScale)
+      return try Losses.deployedAffinity(units, studentScale: side.logitScale.exp(), teacherScale: teacherLogitScale)
     }
     try add(lambdas.embedding, "embedding") {
       switch config.embeddingLoss {
@@ -477,7 +492,7 @@ public struct CMAPKD {
           studentImage: side.inTeacherWidth.image, studentText: side.inTeacherWidth.caption,
           teacherImage: teacher.imageEmbedding, teacherText: teacher.textEmbedding)
       case .unified:
-        return try unifiedEmbedding(side, teacher: teacher)
+        return try unifiedEmbedding(side, teacherUnits: (units.teacherImage, units.teacherText))
       }
     }
     try add(lambdas.pyramid, "pyramid") {
@@ -486,7 +501,7 @@ public struct CMAPKD {
         activeVision: activeVision, activeLanguage: activeLanguage, temperature: config.temperature)
     }
     try add(lambdas.relation, "relation") {
-      try Losses.sampleRelation(student: [side.image, side.caption], teacher: [teacher.imageEmbedding, teacher.textEmbedding])
+      try Losses.sampleRelation(units: [units.studentImage, units.studentText], teacher: [units.teacherImage, units.teacherText])
     }
     try add(lambdas.layerRelation, "layer_relation") {
       // One level has no relation to another: a modality with one level sits this term out.
@@ -505,7 +520,7 @@ public struct CMAPKD {
     }
     try add(lambdas.task, "task") {
       var task = LossParts()
-      task.add("clip", try Losses.clip(images: side.image, texts: side.caption, logitScale: side.logitScale))
+      task.add("clip", try Losses.clip(units: units.studentImage, units.studentText, logitScale: side.logitScale))
       return task
     }
     guard let total = try parts.sum() else { throw PyramidError("every loss term is switched off (all λ are 0)") }
@@ -516,6 +531,12 @@ public struct CMAPKD {
   /// ℓ = 0.5 · (1 − cos) + 0.5 · smooth-L1 between the projected student embedding and the
   /// teacher's PHI-S-standardised normalised embedding (`MultiTeacherMethod.perSampleLoss`).
   public func unifiedEmbedding(_ side: StudentSide, teacher: TeacherFeatures) throws -> LossParts {
+    try unifiedEmbedding(
+      side, teacherUnits: (Functional.normalize(teacher.imageEmbedding), Functional.normalize(teacher.textEmbedding)))
+  }
+
+  /// `unifiedEmbedding` given the teacher's normalized embeddings.
+  func unifiedEmbedding(_ side: StudentSide, teacherUnits: (image: Tensor, text: Tensor)) throws -> LossParts {
     guard let standardizer else {
       throw PyramidError(
         "cmapkd: embedding_loss 'unified' needs the teacher's PHI-S standardisation, fitted on a sample of its embeddings the runner provides (MethodContext.teacherSample)")
@@ -523,7 +544,7 @@ public struct CMAPKD {
     // In float32 at least, whatever autocast gave the projector (float64 stays float64).
     let dtype: DType = side.inTeacherWidth.image.dtype == .float64 ? .float64 : .float32
     // Images and captions stacked [2B, D]: the mean over both is 0.5 · (mean ℓ_image + mean ℓ_text).
-    let target = try standardizer(Functional.normalize(Tensor.cat([teacher.imageEmbedding, teacher.textEmbedding], dim: 0).to(dtype)))
+    let target = try standardizer(Tensor.cat([teacherUnits.image, teacherUnits.text], dim: 0).to(dtype))
     let prediction = try Tensor.cat([side.inTeacherWidth.image, side.inTeacherWidth.caption], dim: 0).to(dtype)
     var parts = LossParts()
     parts.add("unified", try MultiTeacherMethod.perSampleLoss(prediction, target).mean())

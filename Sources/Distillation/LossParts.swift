@@ -19,9 +19,23 @@ public struct LossParts {
 
   public subscript(_ name: String) -> Tensor? { parts.first { $0.name == name }?.value }
 
-  /// Σ of all parts (zero-dimensional); nil when empty.
+  /// Every part multiplied by `factor`.
+  public func scaled(by factor: Double) throws -> LossParts {
+    var out = LossParts()
+    for (name, value) in parts { out.add(name, try value * factor) }
+    return out
+  }
+
+  /// Σ of all parts (zero-dimensional); nil when empty. One stack and one sum: a chain of
+  /// additions is an operator and an autograd node per part (each part's gradient is 1 either way).
   public func sum() throws -> Tensor? {
-    try parts.dropFirst().reduce(parts.first?.value) { total, part in try total.map { try $0 + part.value } }
+    guard let first = parts.first?.value else { return nil }
+    guard parts.count > 1 else { return first }
+    guard parts.allSatisfy({ $0.value.dtype == first.dtype && $0.value.rank == 0 }) else {
+      // Mixed dtypes (autocast) or shapes: additions promote and broadcast as before.
+      return try parts.dropFirst().reduce(first) { try $0 + $1.value }
+    }
+    return try Tensor.stack(parts.map(\.value)).sum()
   }
 
   /// The parts as numbers, for metrics.

@@ -16,8 +16,13 @@ public enum Losses {
   {
     var parts = LossParts()
     for level in Level.allCases where active.contains(level) {
-      let perSample = try perSampleMSE(student[level], teacher[level])  // [B]
-      parts.add(level.visionName, try (perSample * weights.select(dim: 1, index: level.rawValue)).mean())
+      let squared = try Functional.mseLoss(student[level], teacher[level], reduction: .none)  // [B, …]
+      let (b, n) = (squared.size(0), squared.count / max(squared.size(0), 1))
+      // mean_b w_b · mean_elements = Σ (squared · w_b / (B · n)): one weighting and one sum,
+      // where a per-sample mean, a product and a batch mean were three operators each way.
+      let scale = try (weights.select(dim: 1, index: level.rawValue) / Double(b * n))
+        .view([b] + Array(repeating: 1, count: squared.rank - 1))
+      parts.add(level.visionName, try (squared * scale).sum())
     }
     return parts
   }
@@ -30,29 +35,31 @@ public enum Losses {
     for level in Level.allCases where active.contains(level) {
       let (s, mask) = student[level]
       let (t, _) = teacher[level]
-      let perSample: Tensor
-      if let mask {  // [B, T, D] with mask [B, T]
-        let squared = try Functional.mseLoss(s, t, reduction: .none).mean(dim: 2) * mask  // [B, T]
-        perSample = try squared.sum(dim: 1) / mask.sum(dim: 1).clamp(min: 1)
+      let squared = try Functional.mseLoss(s, t, reduction: .none)  // [B, T, D] or [B, D]
+      let (b, d) = (squared.size(0), squared.size(squared.rank - 1))
+      let w = try weights.select(dim: 1, index: level.rawValue)  // [B]
+      let scale: Tensor
+      if let mask {  // [B, T]: position t of sample b weighs w_b · m_bt / (B · D · Σ_t m_bt)
+        let perPosition = try w.unsqueeze(1) * mask / (mask.sum(dim: 1, keepDim: true).clamp(min: 1) * Double(b * d))
+        scale = try perPosition.unsqueeze(2)
       } else {
-        perSample = try perSampleMSE(s, t)
+        scale = try (w / Double(b * d)).unsqueeze(1)
       }
-      parts.add(level.languageName, try (perSample * weights.select(dim: 1, index: level.rawValue)).mean())
+      parts.add(level.languageName, try (squared * scale).sum())
     }
     return parts
-  }
-
-  /// Mean squared error of each sample: [B, ...] → [B]. ATen's unreduced `mse_loss` is one
-  /// kernel each way where sub and square are two forward and three backward; same values.
-  static func perSampleMSE(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-    try Functional.mseLoss(a, b, reduction: .none).flatten(start: 1).mean(dim: 1)
   }
 
   // MARK: 2. Cross-modal alignment
 
   /// ½ [CE(a·bᵀ/τ, diag) + CE(b·aᵀ/τ, diag)] with a, b L2-normalized [B, P].
   public static func symmetricInfoNCE(_ a: Tensor, _ b: Tensor, temperature: Double) throws -> Tensor {
-    let logits = try Functional.normalize(a).matmul(Functional.normalize(b).transpose(0, 1)) / temperature
+    try symmetricInfoNCE(units: Functional.normalize(a), Functional.normalize(b), temperature: temperature)
+  }
+
+  /// `symmetricInfoNCE` of rows already L2-normalized.
+  static func symmetricInfoNCE(units a: Tensor, _ b: Tensor, temperature: Double) throws -> Tensor {
+    let logits = try a.matmul(b.transpose(0, 1)) / temperature
     let labels = try Tensor.arange(a.size(0), device: a.device)
     return try (Functional.crossEntropy(logits, labels) + Functional.crossEntropy(logits.transpose(0, 1), labels)) * 0.5
   }
@@ -63,10 +70,40 @@ public enum Losses {
   public static func alignment(
     studentImage: Tensor, studentText: Tensor, teacherImage: Tensor, teacherText: Tensor, temperature: Double = 0.07
   ) throws -> LossParts {
+    try alignment(Units(studentImage: studentImage, studentText: studentText, teacherImage: teacherImage, teacherText: teacherText), temperature: temperature)
+  }
+
+  static func alignment(_ u: Units, temperature: Double) throws -> LossParts {
     var parts = LossParts()
-    parts.add("image_to_teacher_text", try symmetricInfoNCE(studentImage, teacherText, temperature: temperature) * 0.5)
-    parts.add("teacher_image_to_text", try symmetricInfoNCE(teacherImage, studentText, temperature: temperature) * 0.5)
+    parts.add("image_to_teacher_text", try symmetricInfoNCE(units: u.studentImage, u.teacherText, temperature: temperature) * 0.5)
+    parts.add("teacher_image_to_text", try symmetricInfoNCE(units: u.teacherImage, u.studentText, temperature: temperature) * 0.5)
     return parts
+  }
+
+  /// The deployed image and text embeddings of student and teacher, each L2-normalized once:
+  /// the global terms (alignment, affinity, relation, task, the unified embedding term) all
+  /// compare directions, and sharing one normalisation per tensor saves its forward and
+  /// backward in every term but the first (the same values as normalising in each term).
+  public struct Units {
+    public var studentImage: Tensor
+    public var studentText: Tensor
+    public var teacherImage: Tensor
+    public var teacherText: Tensor
+
+    public init(studentImage: Tensor, studentText: Tensor, teacherImage: Tensor, teacherText: Tensor) throws {
+      try self.init(
+        studentUnits: (Functional.normalize(studentImage), Functional.normalize(studentText)), teacherImage: teacherImage,
+        teacherText: teacherText)
+    }
+
+    /// With the student's rows normalized already (`StudentSide.units`).
+    public init(studentUnits: (image: Tensor, text: Tensor), teacherImage: Tensor, teacherText: Tensor) throws {
+      (self.studentImage, self.studentText) = studentUnits
+      // The teacher's are constants: no graph recorded for them.
+      (self.teacherImage, self.teacherText) = try Torch.noGrad {
+        (try Functional.normalize(teacherImage.detach()), try Functional.normalize(teacherText.detach()))
+      }
+    }
   }
 
   /// Alignment of the student's deployed embeddings with the teacher's. With a common width
@@ -77,13 +114,15 @@ public enum Losses {
   public static func deployedAlignment(
     studentImage: Tensor, studentText: Tensor, teacherImage: Tensor, teacherText: Tensor, temperature: Double = 0.07
   ) throws -> LossParts {
-    if studentImage.size(1) == teacherImage.size(1) {
-      return try alignment(
-        studentImage: studentImage, studentText: studentText, teacherImage: teacherImage, teacherText: teacherText,
-        temperature: temperature)
-    }
-    let s = try cosine(studentImage, studentText) / temperature  // [B, B]
-    let t = try cosine(teacherImage, teacherText) / temperature
+    try deployedAlignment(
+      Units(studentImage: studentImage, studentText: studentText, teacherImage: teacherImage, teacherText: teacherText),
+      temperature: temperature)
+  }
+
+  static func deployedAlignment(_ u: Units, temperature: Double) throws -> LossParts {
+    if u.studentImage.size(1) == u.teacherImage.size(1) { return try alignment(u, temperature: temperature) }
+    let s = try u.studentImage.matmul(u.studentText.transpose(0, 1)) / temperature  // [B, B]
+    let t = try u.teacherImage.matmul(u.teacherText.transpose(0, 1)) / temperature
     var parts = LossParts()
     parts.add("image_to_text_kl", try rowKL(teacher: t, student: s).mean() * 0.5)
     parts.add("text_to_image_kl", try rowKL(teacher: t.transpose(0, 1), student: s.transpose(0, 1)).mean() * 0.5)
@@ -98,10 +137,17 @@ public enum Losses {
     studentImage: Tensor, studentText: Tensor, studentScale: Tensor, teacherImage: Tensor, teacherText: Tensor,
     teacherScale: Double
   ) throws -> LossParts {
+    try deployedAffinity(
+      Units(studentImage: studentImage, studentText: studentText, teacherImage: teacherImage, teacherText: teacherText),
+      studentScale: studentScale, teacherScale: teacherScale)
+  }
+
+  static func deployedAffinity(_ u: Units, studentScale: Tensor, teacherScale: Double) throws -> LossParts {
     // The baselines' soft-target distillation of the batch distributions (KD, TinyCLIP) at T = 1.
     try Baselines.batchDistributions(
-      studentImage: studentImage, studentText: studentText, studentScale: studentScale, teacherImage: teacherImage,
-      teacherText: teacherText, teacherScale: teacherScale, temperature: 1, form: .kl)
+      studentCosine: u.studentImage.matmul(u.studentText.transpose(0, 1)), studentScale: studentScale,
+      teacherCosine: u.teacherImage.matmul(u.teacherText.transpose(0, 1)), teacherScale: teacherScale, temperature: 1,
+      form: .kl)
   }
 
   /// Σᵢⱼ mean_b αᵦᵢⱼ · KL(P_T(vᵢ, lⱼ) ‖ P_S(vᵢ, lⱼ)), where P is the softmax over the batch of
@@ -163,10 +209,15 @@ public enum Losses {
   /// Sample-relation graphs: ‖G_S − G_T‖²_F / B² for the batch cosine-similarity graph of
   /// each modality's global embedding, averaged over the modalities given.
   public static func sampleRelation(student: [Tensor], teacher: [Tensor]) throws -> LossParts {
+    try sampleRelation(units: student.map { try Functional.normalize($0) }, teacher: teacher.map { try Functional.normalize($0) })
+  }
+
+  /// `sampleRelation` of rows already L2-normalized.
+  static func sampleRelation(units student: [Tensor], teacher: [Tensor]) throws -> LossParts {
     var parts = LossParts()
     for (index, (s, t)) in zip(student, teacher).enumerated() {
-      let gs = try cosine(s, s)
-      let gt = try cosine(t, t)
+      let gs = try s.matmul(s.transpose(0, 1))
+      let gt = try t.matmul(t.transpose(0, 1))
       parts.add(["image", "text"][min(index, 1)], try (gs - gt).square().mean() / Double(student.count))
     }
     return parts
@@ -200,7 +251,12 @@ public enum Losses {
 
   /// The CLIP loss on the true pairs: symmetric cross-entropy of scale · cos(image, text).
   public static func clip(images: Tensor, texts: Tensor, logitScale: Tensor) throws -> Tensor {
-    let logits = try logitScale.exp() * cosine(images, texts)
+    try clip(units: Functional.normalize(images), Functional.normalize(texts), logitScale: logitScale)
+  }
+
+  /// The CLIP loss of rows already L2-normalized.
+  static func clip(units images: Tensor, _ texts: Tensor, logitScale: Tensor) throws -> Tensor {
+    let logits = try logitScale.exp() * images.matmul(texts.transpose(0, 1))
     let labels = try Tensor.arange(images.size(0), device: images.device)
     return try (Functional.crossEntropy(logits, labels) + Functional.crossEntropy(logits.transpose(0, 1), labels)) * 0.5
   }

@@ -62,7 +62,17 @@ public struct PHISStandardizer: Sendable, Equatable {
   }
 
   func tensors(_ device: Device) throws -> (Tensor, Tensor) {
-    (try Tensor(mean, shape: [dimension]).to(device), try Tensor(rotation, shape: [dimension, dimension]).to(device))
+    try cache.tensors(device) {
+      (try Tensor(mean, shape: [dimension]).to(device), try Tensor(rotation, shape: [dimension, dimension]).to(device))
+    }
+  }
+
+  /// μ and R as tensors, made once per device: a step applies the standardisation to every
+  /// batch, and building a D × D tensor from the array each time was part of every step.
+  private let cache = TensorCache()
+
+  public static func == (a: PHISStandardizer, b: PHISStandardizer) -> Bool {
+    a.dimension == b.dimension && a.mean == b.mean && a.rotation == b.rotation && a.scale == b.scale
   }
 
   /// An orthogonal R (D × D, row-major) with every diagonal entry of R Σ Rᵀ equal to tr(Σ)/D.
@@ -110,5 +120,20 @@ public struct PHISStandardizer: Sendable, Equatable {
       open[i] = false
     }
     return r
+  }
+}
+
+/// Tensors made on first use per device and kept (immutable once made; the lock guards the table).
+final class TensorCache: @unchecked Sendable {
+  private let lock = NSLock()
+  private var byDevice: [Device: (Tensor, Tensor)] = [:]
+
+  func tensors(_ device: Device, make: () throws -> (Tensor, Tensor)) throws -> (Tensor, Tensor) {
+    lock.lock()
+    defer { lock.unlock() }
+    if let made = byDevice[device] { return made }
+    let made = try make()
+    byDevice[device] = made
+    return made
   }
 }

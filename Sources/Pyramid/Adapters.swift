@@ -147,20 +147,24 @@ public final class StudentPyramid: Module {
   /// Adapts the student's raw levels (already at the teacher's resolutions). Only the levels
   /// in `visionLevels` / `languageLevels` run their adapter; the others keep the raw
   /// (student-width) tensor, which no loss may read (a shape error if one does).
+  ///   - zeroPadding: whether padded positions of L1 and L2 come out 0; false leaves a linear
+  ///     adapter's output there as it is, for callers that mask them anyway (CMAPKD's losses and
+  ///     bridges do): one multiply and its backward fewer per sequence level.
   public func adapt(
     vision: VisionLevels, language: LanguageLevels, visionLevels: Set<Level> = Set(Level.allCases),
-    languageLevels: Set<Level> = Set(Level.allCases)
+    languageLevels: Set<Level> = Set(Level.allCases), zeroPadding: Bool = true
   ) throws -> (VisionLevels, LanguageLevels) {
+    func sequence(_ adapter: any LevelAdapter, _ x: Tensor, mask: Tensor) throws -> Tensor {
+      !zeroPadding && adapter is LinearAdapter ? try adapter(x) : try adapter.onSequence(x, mask: mask)
+    }
     let spatial = [p2, p3, p4]
     let maps = try (0..<3).map { i in
       visionLevels.contains(Level(rawValue: i)!) ? try spatial[i](vision.maps[i]) : vision.maps[i]
     }
     let v = VisionLevels(maps: maps, global: visionLevels.contains(.global) ? try p5(vision.global) : vision.global)
     var l = language
-    if languageLevels.contains(.fine) { l.tokens = try l1.onSequence(language.tokens, mask: language.tokenMask) }
-    if languageLevels.contains(.middle) {
-      l.phrases = try l2.onSequence(language.phrases, mask: language.phraseMask)
-    }
+    if languageLevels.contains(.fine) { l.tokens = try sequence(l1, language.tokens, mask: language.tokenMask) }
+    if languageLevels.contains(.middle) { l.phrases = try sequence(l2, language.phrases, mask: language.phraseMask) }
     if languageLevels.contains(.deep) { l.sentence = try l3(language.sentence) }
     if languageLevels.contains(.global) { l.global = try l4(language.global) }
     return (v, l)

@@ -50,8 +50,19 @@ public enum Baselines {
     studentImage: Tensor, studentText: Tensor, studentScale: Tensor, teacherImage: Tensor, teacherText: Tensor,
     teacherScale: Double, temperature: Double, form: SoftTargetForm
   ) throws -> LossParts {
-    let s = try studentScale * cosine(images: studentImage, texts: studentText)  // [B, B]
-    let t = try cosine(images: teacherImage.detach(), texts: teacherText.detach()) * teacherScale
+    try batchDistributions(
+      studentCosine: cosine(images: studentImage, texts: studentText), studentScale: studentScale,
+      teacherCosine: cosine(images: teacherImage.detach(), texts: teacherText.detach()), teacherScale: teacherScale,
+      temperature: temperature, form: form)
+  }
+
+  /// `batchDistributions` from the two cosine-similarity matrices [B, B] (images × texts).
+  static func batchDistributions(
+    studentCosine: Tensor, studentScale: Tensor, teacherCosine: Tensor, teacherScale: Double, temperature: Double,
+    form: SoftTargetForm
+  ) throws -> LossParts {
+    let s = try studentScale * studentCosine  // [B, B]
+    let t = try teacherCosine * teacherScale
     var parts = LossParts()
     parts.add("i2t", try softTargets(student: s, teacher: t, temperature: temperature, form: form) * 0.5)
     parts.add(
