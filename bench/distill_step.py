@@ -202,16 +202,24 @@ def vision_levels(hidden_states, grid, target):
     return out + [(last[:, 0] + last[:, 1:].mean(1)) * 0.5]
 
 
-def language_levels(hidden_states, mask, pooled):
-    """[tokens, phrases, sentence, global] and [token mask, phrase mask]."""
+def language_levels(hidden_states, mask, pooled, mirror=False):
+    """[tokens, phrases, sentence, global] and [token mask, phrase mask]. mirror: the phrase
+    windows as the Swift side computes them (shifted slices added), not by avg_pool1d."""
     taps = [hidden_states[i] for i in quarter_taps(len(hidden_states) - 1)]
     mask = mask.to(taps[0].dtype)
     m = mask.unsqueeze(2)
     tokens, source = taps[0] * m, taps[1] * m
-    sums = F.avg_pool1d((source * m).transpose(1, 2), PHRASE_WINDOW, 1) * PHRASE_WINDOW
-    counts = F.avg_pool1d(mask.unsqueeze(1), PHRASE_WINDOW, 1) * PHRASE_WINDOW
-    phrases = (sums / counts.clamp(min=1)).transpose(1, 2)
-    phrase_mask = (counts.squeeze(1) > 0.5).to(mask.dtype)
+    if mirror:
+        w = source.shape[1] - PHRASE_WINDOW + 1
+        sums, counts = source[:, :w], mask[:, :w]
+        for k in range(1, PHRASE_WINDOW):
+            sums, counts = sums + source[:, k:k + w], counts + mask[:, k:k + w]
+        phrases, phrase_mask = sums / counts.clamp(min=1).unsqueeze(2), (counts > 0.5).to(mask.dtype)
+    else:
+        sums = F.avg_pool1d((source * m).transpose(1, 2), PHRASE_WINDOW, 1) * PHRASE_WINDOW
+        counts = F.avg_pool1d(mask.unsqueeze(1), PHRASE_WINDOW, 1) * PHRASE_WINDOW
+        phrases = (sums / counts.clamp(min=1)).transpose(1, 2)
+        phrase_mask = (counts.squeeze(1) > 0.5).to(mask.dtype)
     last = taps[3]
     glob = last[torch.arange(last.shape[0], device=last.device), pooled]
     return [tokens, phrases, masked_mean(taps[2], mask), glob], [mask, phrase_mask]
@@ -259,8 +267,9 @@ def level_correlation(levels):
 
 
 class Step:
-    def __init__(self, student, teacher, head, threads, fused=True):
+    def __init__(self, student, teacher, head, threads, fused=True, mirror=False):
         self.student, self.teacher, self.head = student, teacher, head
+        self.mirror = mirror
         teacher.eval().requires_grad_(False)
         student.train()
         head.train()
@@ -278,7 +287,7 @@ class Step:
             x = t.text_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             grid = pixels.shape[-1] // t.config.vision_config.patch_size
             vision = vision_levels(v.hidden_states, grid, grid)
-            language, masks = language_levels(x.hidden_states, mask, eos_positions(ids))
+            language, masks = language_levels(x.hidden_states, mask, eos_positions(ids), self.mirror)
             shared_v = [t.visual_projection(t.vision_model.post_layernorm(level_vector(vision[i]))) for i in LEVELS]
             shared_l = [t.text_projection(t.text_model.final_layer_norm(level_vector(language[i], masks[i] if i < 2 else None)))
                         for i in LEVELS]
@@ -288,6 +297,70 @@ class Step:
                     image=image, caption=caption)
 
     def loss(self, pixels, ids, mask, tf):
+        return self.loss_mirrored(pixels, ids, mask, tf) if self.mirror else self.loss_plain(pixels, ids, mask, tf)
+
+    def loss_mirrored(self, pixels, ids, mask, tf):
+        """The same loss with the Swift side's operator-level choices (Sources/Distillation/
+        CMAPKD.swift, Losses.swift; --mirror): each deployed embedding normalised once for every
+        global term, each intra level one weighted sum of F.mse_loss, phrase windows by shifted
+        sums, no mask multiply after the L1/L2 adapters (their loss masks), no multiply by a λ of 1,
+        the unified term on both modalities stacked. Bridges are off in this form (the default)."""
+        assert not BRIDGES, "--mirror covers the default terms only (pyramid and layer_relation off)"
+        s, head = self.student, self.head
+        v = s.vision_model(pixel_values=pixels, output_hidden_states=True)
+        x = s.text_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        image, caption = s.visual_projection(v.pooler_output), s.text_projection(x.pooler_output)
+        grid = pixels.shape[-1] // s.config.vision_config.patch_size
+        raw_v = vision_levels(v.hidden_states, grid, tf["grid"])
+        raw_l, masks = language_levels(x.hidden_states, mask, eos_positions(ids), mirror=True)
+        p = head.pyramid
+        sv = [p.p2(raw_v[0]), p.p3(raw_v[1]), p.p4(raw_v[2]), p.p5(raw_v[3])]
+        sl = [p.l1(raw_l[0]), p.l2(raw_l[1]), p.l3(raw_l[2]), p.l4(raw_l[3])]
+        wv, wl, wc = (w.detach() for w in head.alsn(image, caption))
+        scaled = lambda lam, t: t if lam == 1 else lam * t
+        terms = []
+        for i in LEVELS:
+            sq = F.mse_loss(sv[i], tf["vision"][i], reduction="none")
+            b = sq.shape[0]
+            scale = (wv[:, i] / (b * (sq.numel() // b))).view([b] + [1] * (sq.dim() - 1))
+            terms.append(scaled(LAMBDAS["intra_v"], (sq * scale).sum()))
+        for i in LEVELS:
+            sq = F.mse_loss(sl[i], tf["language"][i], reduction="none")
+            b, d = sq.shape[0], sq.shape[-1]
+            if i < 2:
+                m = masks[i]
+                scale = (wl[:, i].unsqueeze(1) * m / (m.sum(1, keepdim=True).clamp(min=1) * (b * d))).unsqueeze(2)
+            else:
+                scale = (wl[:, i] / (b * d)).unsqueeze(1)
+            terms.append(scaled(LAMBDAS["intra_l"], (sq * scale).sum()))
+        ui, uc = F.normalize(image, dim=-1), F.normalize(caption, dim=-1)
+        with torch.no_grad():
+            ti, tc = F.normalize(tf["image"], dim=-1), F.normalize(tf["caption"], dim=-1)
+
+        def nce(a, b):
+            logits = a @ b.T / TAU
+            labels = torch.arange(a.shape[0], device=a.device)
+            return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) * 0.5
+
+        terms.append(scaled(LAMBDAS["align"], nce(ui, tc) * 0.5))
+        terms.append(scaled(LAMBDAS["align"], nce(ti, uc) * 0.5))
+        if LAMBDAS["affinity"]:
+            sa = s.logit_scale.exp() * (ui @ uc.T)
+            ta = (ti @ tc.T) * self.teacher.logit_scale.exp()
+            terms.append(scaled(LAMBDAS["affinity"], row_kl(ta, sa).mean() * 0.5))
+            terms.append(scaled(LAMBDAS["affinity"], row_kl(ta.T, sa.T).mean() * 0.5))
+        phis, project = self.standardizer, head.embedding_projector.mlp
+        prediction = project(torch.cat([ui, uc])).float()
+        target = phis(torch.cat([ti, tc]).float())
+        terms.append(scaled(LAMBDAS["embedding"], unified_loss(prediction, target).mean()))
+        for a, b in ((ui, ti), (uc, tc)):
+            terms.append(scaled(LAMBDAS["relation"], (a @ a.T - b @ b.T).square().mean() / 2))
+        logits = s.logit_scale.exp() * (ui @ uc.T)
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        terms.append(scaled(LAMBDAS["task"], (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) * 0.5))
+        return torch.stack(terms).sum()
+
+    def loss_plain(self, pixels, ids, mask, tf):
         s, head = self.student, self.head
         v = s.vision_model(pixel_values=pixels, output_hidden_states=True)
         x = s.text_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
@@ -392,6 +465,9 @@ def main():
     p.add_argument("--pytorch-adamw", choices=["fused", "default"], default="fused",
                    help="PyTorch's AdamW: fused (the same kernel as the Swift side) or torch.optim's CPU default (single-tensor)")
     p.add_argument("--adapter", choices=["linear", "mlp"], default="linear", help="the level adapters (pyramid.adapter)")
+    p.add_argument("--mirror", action="store_true",
+                   help="write the PyTorch loss with the Swift side's operator-level choices (shared normalisations, "
+                        "one weighted sum per intra level, shifted-sum phrase windows, ...) instead of the plain definitions")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--steps", type=int, default=3, help="timed steps per side per round")
     p.add_argument("--warmup", type=int, default=2)
@@ -419,7 +495,7 @@ def main():
         print(f"swift worker: {worker.ready}")
         standardizer = load_standardizer(tmp)
 
-    step = Step(student, teacher, head, args.threads, fused=args.pytorch_adamw == "fused")
+    step = Step(student, teacher, head, args.threads, fused=args.pytorch_adamw == "fused", mirror=args.mirror)
     step.standardizer = standardizer
 
     def torch_steps(n):
@@ -450,7 +526,7 @@ def main():
     s, t = statistics.median(swift_times), statistics.median(torch_times)
     print(f"CMAPKD step (teacher live, forward + backward + AdamW over student + head)  batch={args.batch} "
           f"image={image} text={length} threads={args.threads} torch={torch.__version__} adapters={args.adapter} "
-          f"pytorch AdamW={args.pytorch_adamw}")
+          f"pytorch AdamW={args.pytorch_adamw} pytorch loss={'mirrored' if args.mirror else 'plain'}")
     print(f"  swift   median {s * 1e3:9.1f} ms  min {min(swift_times) * 1e3:9.1f} ms  ({len(swift_times)} steps)")
     print(f"  pytorch median {t * 1e3:9.1f} ms  min {min(torch_times) * 1e3:9.1f} ms  ({len(torch_times)} steps)")
     print(f"ratio swift/pytorch (median step time): {s / t:.3f}")
@@ -465,7 +541,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "distill_step.json")
     with open(path, "w") as f:
-        json.dump(dict(batch=args.batch, image_size=image, text_length=length, threads=args.threads, adapter=args.adapter, pytorch_adamw=args.pytorch_adamw, rounds=args.rounds, steps_per_round=args.steps, torch=torch.__version__,
+        json.dump(dict(batch=args.batch, image_size=image, text_length=length, threads=args.threads, adapter=args.adapter, pytorch_adamw=args.pytorch_adamw, pytorch_loss="mirrored" if args.mirror else "plain", rounds=args.rounds, steps_per_round=args.steps, torch=torch.__version__,
                        swift_ms=[x * 1e3 for x in swift_times], pytorch_ms=[x * 1e3 for x in torch_times],
                        swift_median_ms=s * 1e3, pytorch_median_ms=t * 1e3, ratio_swift_over_pytorch=s / t,
                        ratio_per_round=per_round, ratio_per_round_median=statistics.median(per_round),
