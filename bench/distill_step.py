@@ -246,10 +246,14 @@ def per_sample_mse(a, b):
     return (a - b).square().flatten(1).mean(1)
 
 
-def info_nce(a, b):
-    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / TAU
-    labels = torch.arange(a.shape[0], device=a.device)
+def symmetric_ce(logits):
+    """½ [CE(logits, diag) + CE(logitsᵀ, diag)]: the CLIP loss of a [B, B] similarity matrix."""
+    labels = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def info_nce(a, b):
+    return symmetric_ce(F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / TAU)
 
 
 def cosine(a, b):
@@ -307,15 +311,7 @@ class Step:
         the unified term on both modalities stacked. Bridges are off in this form (the default)."""
         assert not BRIDGES, "--mirror covers the default terms only (pyramid and layer_relation off)"
         s, head = self.student, self.head
-        v = s.vision_model(pixel_values=pixels, output_hidden_states=True)
-        x = s.text_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-        image, caption = s.visual_projection(v.pooler_output), s.text_projection(x.pooler_output)
-        grid = pixels.shape[-1] // s.config.vision_config.patch_size
-        raw_v = vision_levels(v.hidden_states, grid, tf["grid"])
-        raw_l, masks = language_levels(x.hidden_states, mask, eos_positions(ids), mirror=True)
-        p = head.pyramid
-        sv = [p.p2(raw_v[0]), p.p3(raw_v[1]), p.p4(raw_v[2]), p.p5(raw_v[3])]
-        sl = [p.l1(raw_l[0]), p.l2(raw_l[1]), p.l3(raw_l[2]), p.l4(raw_l[3])]
+        image, caption, sv, sl, masks = self.student_levels(pixels, ids, mask, tf)
         wv, wl, wc = (w.detach() for w in head.alsn(image, caption))
         scaled = lambda lam, t: t if lam == 1 else lam * t
         terms = []
@@ -337,13 +333,8 @@ class Step:
         with torch.no_grad():
             ti, tc = F.normalize(tf["image"], dim=-1), F.normalize(tf["caption"], dim=-1)
 
-        def nce(a, b):
-            logits = a @ b.T / TAU
-            labels = torch.arange(a.shape[0], device=a.device)
-            return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) * 0.5
-
-        terms.append(scaled(LAMBDAS["align"], nce(ui, tc) * 0.5))
-        terms.append(scaled(LAMBDAS["align"], nce(ti, uc) * 0.5))
+        terms.append(scaled(LAMBDAS["align"], symmetric_ce(ui @ tc.T / TAU) * 0.5))
+        terms.append(scaled(LAMBDAS["align"], symmetric_ce(ti @ uc.T / TAU) * 0.5))
         if LAMBDAS["affinity"]:
             sa = s.logit_scale.exp() * (ui @ uc.T)
             ta = (ti @ tc.T) * self.teacher.logit_scale.exp()
@@ -355,22 +346,27 @@ class Step:
         terms.append(scaled(LAMBDAS["embedding"], unified_loss(prediction, target).mean()))
         for a, b in ((ui, ti), (uc, tc)):
             terms.append(scaled(LAMBDAS["relation"], (a @ a.T - b @ b.T).square().mean() / 2))
-        logits = s.logit_scale.exp() * (ui @ uc.T)
-        labels = torch.arange(logits.shape[0], device=logits.device)
-        terms.append(scaled(LAMBDAS["task"], (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) * 0.5))
+        terms.append(scaled(LAMBDAS["task"], symmetric_ce(s.logit_scale.exp() * (ui @ uc.T))))
         return torch.stack(terms).sum()
 
-    def loss_plain(self, pixels, ids, mask, tf):
-        s, head = self.student, self.head
+    def student_levels(self, pixels, ids, mask, tf):
+        """The student's towers, deployed embeddings and adapted levels (L1, L2 unmasked; phrase
+        windows as `language_levels(mirror=self.mirror)` computes them) and the [token, phrase] masks."""
+        s, p = self.student, self.head.pyramid
         v = s.vision_model(pixel_values=pixels, output_hidden_states=True)
         x = s.text_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         image, caption = s.visual_projection(v.pooler_output), s.text_projection(x.pooler_output)
         grid = pixels.shape[-1] // s.config.vision_config.patch_size
         raw_v = vision_levels(v.hidden_states, grid, tf["grid"])
-        raw_l, masks = language_levels(x.hidden_states, mask, eos_positions(ids))
-        p = head.pyramid
+        raw_l, masks = language_levels(x.hidden_states, mask, eos_positions(ids), self.mirror)
         sv = [p.p2(raw_v[0]), p.p3(raw_v[1]), p.p4(raw_v[2]), p.p5(raw_v[3])]
-        sl = [p.l1(raw_l[0]) * masks[0].unsqueeze(2), p.l2(raw_l[1]) * masks[1].unsqueeze(2), p.l3(raw_l[2]), p.l4(raw_l[3])]
+        sl = [p.l1(raw_l[0]), p.l2(raw_l[1]), p.l3(raw_l[2]), p.l4(raw_l[3])]
+        return image, caption, sv, sl, masks
+
+    def loss_plain(self, pixels, ids, mask, tf):
+        s, head = self.student, self.head
+        image, caption, sv, sl, masks = self.student_levels(pixels, ids, mask, tf)
+        sl[0], sl[1] = sl[0] * masks[0].unsqueeze(2), sl[1] * masks[1].unsqueeze(2)
         if BRIDGES:
             shared_v = [head.bridge.v2l[i](level_vector(sv[i])) for i in LEVELS]
             shared_l = [head.bridge.l2v[i](level_vector(sl[i], masks[i] if i < 2 else None)) for i in LEVELS]
@@ -416,8 +412,7 @@ class Step:
         for a, b in ((image, tf["image"]), (caption, tf["caption"])):
             terms.append(LAMBDAS["relation"] * (cosine(a, a) - cosine(b, b)).square().mean() / 2)
         logits = s.logit_scale.exp() * cosine(image, caption)
-        labels = torch.arange(logits.shape[0], device=logits.device)
-        terms.append(LAMBDAS["task"] * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2)
+        terms.append(LAMBDAS["task"] * symmetric_ce(logits))
         return torch.stack(terms).sum()
 
     def train(self, pixels, ids, mask):

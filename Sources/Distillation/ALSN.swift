@@ -142,20 +142,18 @@ public final class ALSN: Module {
     vision: Tensor, language: Tensor, coupling: Tensor, activeVision: Set<Level>, activeLanguage: Set<Level>
   ) throws -> LevelWeights {
     let temperature = try logTemperature.exp()
-    // With every level active (the fine stage) there is nothing to mask: a plain softmax, the
-    // same values without building and applying the masks.
-    let allVision = activeVision.count == Level.allCases.count, allLanguage = activeLanguage.count == Level.allCases.count
+    // With every level of a modality active (the fine stage) there is nothing to mask: no mask
+    // is built and the softmax is plain (the same values).
+    let partialVision = activeVision.count < Level.allCases.count
+    let partialLanguage = activeLanguage.count < Level.allCases.count
     return LevelWeights(
-      vision: try allVision
-        ? (vision / temperature).softmax(dim: -1)
-        : maskedSoftmax(vision / temperature, mask: LevelMask.vector(activeVision, like: vision)),
-      language: try allLanguage
-        ? (language / temperature).softmax(dim: -1)
-        : maskedSoftmax(language / temperature, mask: LevelMask.vector(activeLanguage, like: language)),
-      coupling: try (allVision && allLanguage
-        ? (coupling / temperature).softmax(dim: -1)
-        : maskedSoftmax(coupling / temperature, mask: LevelMask.pairs(activeVision, activeLanguage, like: coupling)))
-        .view([-1, 4, 4]))
+      vision: try maskedSoftmax(vision / temperature, mask: partialVision ? LevelMask.vector(activeVision, like: vision) : nil),
+      language: try maskedSoftmax(
+        language / temperature, mask: partialLanguage ? LevelMask.vector(activeLanguage, like: language) : nil),
+      coupling: try maskedSoftmax(
+        coupling / temperature,
+        mask: partialVision || partialLanguage ? LevelMask.pairs(activeVision, activeLanguage, like: coupling) : nil
+      ).view([-1, 4, 4]))
   }
 
   public func callAsFunction(
@@ -167,9 +165,10 @@ public final class ALSN: Module {
   }
 }
 
-/// Softmax over the last dimension where `mask` is 1; exactly 0 elsewhere.
-func maskedSoftmax(_ x: Tensor, mask: Tensor) throws -> Tensor {
-  try x.maskedFill(mask.eq(0), -Double.infinity).softmax(dim: -1)
+/// Softmax over the last dimension where `mask` is 1; exactly 0 elsewhere. No mask: a plain softmax.
+func maskedSoftmax(_ x: Tensor, mask: Tensor?) throws -> Tensor {
+  guard let mask else { return try x.softmax(dim: -1) }
+  return try x.maskedFill(mask.eq(0), -Double.infinity).softmax(dim: -1)
 }
 
 /// Masks of the active levels.

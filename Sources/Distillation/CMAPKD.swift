@@ -242,20 +242,13 @@ public final class CMAPKDHead: Module {
 
   /// The student's embeddings in the teacher's joint width: for `fd` the raw embeddings (through
   /// the linear maps when the widths differ), for `unified` the projector's output on the
-  /// L2-normalised embeddings.
-  public func projectToTeacher(image: Tensor, text: Tensor) throws -> (image: Tensor, text: Tensor) {
-    try projectToTeacher(image: image, text: text, units: nil)
-  }
-
-  /// `projectToTeacher`, given the embeddings' L2-normalized rows when they are at hand.
-  func projectToTeacher(image: Tensor, text: Tensor, units: (image: Tensor, text: Tensor)?) throws -> (
+  /// L2-normalised embeddings (`units`, the same rows normalized, as `StudentSide.units` holds them).
+  public func projectToTeacher(image: Tensor, text: Tensor, units: (image: Tensor, text: Tensor)) throws -> (
     image: Tensor, text: Tensor
   ) {
     if let embeddingProjector {
       // Both modalities in one pass of the shared projector (row by row the same map).
-      let normalized = try units.map { try Tensor.cat([$0.image, $0.text], dim: 0) }
-        ?? Functional.normalize(Tensor.cat([image, text], dim: 0))
-      let both = try embeddingProjector(normalized)
+      let both = try embeddingProjector(Tensor.cat([units.image, units.text], dim: 0))
       let b = image.size(0)
       return (try both.narrow(dim: 0, start: 0, length: b), try both.narrow(dim: 0, start: b, length: both.size(0) - b))
     }
@@ -445,11 +438,12 @@ public struct CMAPKD {
     // one [4, 4] read back (one host sync on a GPU), not four.
     let largest = try Tensor.stack([
       weights.vision.detach(), weights.language.detach(), coupling.sum(dim: 2), coupling.sum(dim: 1),
-    ]).amax(dims: [1]).doubles()  // [4 · 4]
-    let (v, l, cv, cl) = (largest[0..<4].map { $0 }, largest[4..<8].map { $0 }, largest[8..<12].map { $0 }, largest[12..<16].map { $0 })
+    ]).amax(dims: [1]).doubles()  // [4 · 4], row-major
+    func needed(_ level: Level, own: Int, share: Int) -> Bool {
+      largest[own * 4 + level.rawValue] >= threshold || largest[share * 4 + level.rawValue] >= threshold
+    }
     return (
-      active.vision.filter { v[$0.rawValue] >= threshold || cv[$0.rawValue] >= threshold },
-      active.language.filter { l[$0.rawValue] >= threshold || cl[$0.rawValue] >= threshold }
+      active.vision.filter { needed($0, own: 0, share: 2) }, active.language.filter { needed($0, own: 1, share: 3) }
     )
   }
 
@@ -530,13 +524,8 @@ public struct CMAPKD {
   /// The `unified` embedding term: batch mean of 0.5 · (ℓ_image + ℓ_text), each
   /// ℓ = 0.5 · (1 − cos) + 0.5 · smooth-L1 between the projected student embedding and the
   /// teacher's PHI-S-standardised normalised embedding (`MultiTeacherMethod.perSampleLoss`).
-  public func unifiedEmbedding(_ side: StudentSide, teacher: TeacherFeatures) throws -> LossParts {
-    try unifiedEmbedding(
-      side, teacherUnits: (Functional.normalize(teacher.imageEmbedding), Functional.normalize(teacher.textEmbedding)))
-  }
-
-  /// `unifiedEmbedding` given the teacher's normalized embeddings.
-  func unifiedEmbedding(_ side: StudentSide, teacherUnits: (image: Tensor, text: Tensor)) throws -> LossParts {
+  /// - Parameter teacherUnits: the teacher's embeddings L2-normalized (`Losses.Units`).
+  public func unifiedEmbedding(_ side: StudentSide, teacherUnits: (image: Tensor, text: Tensor)) throws -> LossParts {
     guard let standardizer else {
       throw PyramidError(
         "cmapkd: embedding_loss 'unified' needs the teacher's PHI-S standardisation, fitted on a sample of its embeddings the runner provides (MethodContext.teacherSample)")
