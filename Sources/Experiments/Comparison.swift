@@ -244,8 +244,13 @@ struct ComparisonReport {
     md.append("")
     md.append("```sh\n\(plan.command)\n```")
     md.append("")
+    // `train.samples`: the students see a prefix of the split the teacher was trained on.
+    let scenes = base.data.scenes.train.count
+    let trainingScenes =
+      base.train.samples > 0
+      ? "students on the first \(base.train.samples) of the teacher's \(scenes)" : "\(scenes)"
     md.append(
-      "Embedded captioned-scenes benchmark (\(base.data.scenes.train.count) training scenes, \(base.data.scenes.test.count) test scenes at \(base.data.scenes.imageSize) px). "
+      "Embedded captioned-scenes benchmark (\(trainingScenes) training scenes, \(base.data.scenes.test.count) test scenes at \(base.data.scenes.imageSize) px). "
         + "Teacher \(base.teacher.preset ?? "?") (test mean recall \(String(format: "%.1f", 100 * teacherRecall))), student \(base.student.preset ?? "?"). "
         + "Every run: \(base.train.steps) steps of batch \(base.train.batchSize), the same data order per seed, one shared teacher and teacher-feature cache "
         + "(features rounded to the cache's dtype whether read or computed). Seeds \(seeds). Numbers are test-split percentages, mean ± sample std over seeds; "

@@ -238,9 +238,13 @@ public struct TrainSection: Codable, Equatable, Sendable {
   /// Micro-batches per optimizer step: each step's `batch_size` samples are split into this
   /// many micro-batches whose gradients add up (contrastive negatives are per micro-batch).
   public var accumulationSteps = 1
+  /// Train on only the first N samples of the training split (0 = all of it): students
+  /// distilled on a subset of what the teacher saw (configs/lowdata.yaml) keep the teacher,
+  /// its key and its feature cache.
+  public var samples = 0
 
   enum CodingKeys: String, CodingKey {
-    case steps, threads, hardNegatives = "hard_negatives", accumulationSteps = "accumulation_steps"
+    case steps, threads, samples, hardNegatives = "hard_negatives", accumulationSteps = "accumulation_steps"
     case batchSize = "batch_size", evalEvery = "eval_every", logEvery = "log_every", checkpointEvery = "checkpoint_every"
     case keepLast = "keep_last"
   }
@@ -262,6 +266,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
     accumulationSteps = try c.decode(.accumulationSteps, default: d.accumulationSteps)
     threads = try c.decode(.threads, default: d.threads)
     hardNegatives = try c.decode(.hardNegatives, default: d.hardNegatives)
+    samples = try c.decode(.samples, default: d.samples)
   }
 }
 

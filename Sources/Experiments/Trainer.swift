@@ -86,6 +86,7 @@ public final class Trainer {
         "\(section).accumulation_steps: \(budget.accumulationSteps) must divide \(section).batch_size (\(budget.batchSize)) into micro-batches of at least 2 samples"
       )
     }
+    guard budget.samples >= 0 else { throw ConfigError("\(section).samples: \(budget.samples) must be 0 (all) or positive") }
     if let group, (budget.batchSize / budget.accumulationSteps) % group.worldSize != 0 {
       throw ConfigError(
         "\(section).batch_size: each micro-batch of \(budget.batchSize / budget.accumulationSteps) samples must split evenly over \(group.worldSize) processes (batch_size is the batch over all processes)"
@@ -112,7 +113,19 @@ public final class Trainer {
     // Data.
     let tokenizer = try RunSetup.tokenizer(config.data, model: modelConfig, teacher: config.teacher)
     let preprocessor = try RunSetup.preprocessor(config.data, model: modelConfig)
-    let trainSet = try RunSetup.dataset(config.data, splits: config.data.trainSplits)
+    let fullTrainSet = try RunSetup.dataset(config.data, splits: config.data.trainSplits)
+    let trainSet: any ImageTextDataset
+    if budget.samples > 0 {
+      let section = kind == .teacher ? "teacher_training" : "train"
+      guard budget.samples <= fullTrainSet.count else {
+        throw ConfigError(
+          "\(section).samples: \(budget.samples) is more than the training split's \(fullTrainSet.count) samples (\(fullTrainSet.name))")
+      }
+      trainSet = try DatasetPrefix(fullTrainSet, count: budget.samples)
+      say("\(methodName): training on the first \(budget.samples) of \(fullTrainSet.count) training samples (\(section).samples)")
+    } else {
+      trainSet = fullTrainSet
+    }
     var loaderConfig = LoaderConfig(
       batchSize: budget.batchSize / micro, shuffle: true, seed: UInt64(config.seed), numWorkers: config.data.workers, training: true)
     loaderConfig.augmentationVariants = config.data.augmentationVariants

@@ -401,6 +401,25 @@ import Torch
     }
   }
 
+  @Test func studentsTrainOnAPrefixOfTheTrainingSplitWithTheFullSetsCache() throws {
+    let (root, config) = try prepared("samples")
+    let common = ["distill", "--config", config, "--method", "kd", "--set", "train.steps=2", "--set", "train.eval_every=0"]
+    let full = try runCLI(common + ["--set", "run_dir=\(root)/full"])
+    #expect(full.status == 0, "\(full.stderr)")
+    func cacheFolders() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: "\(root)/cache").sorted() }
+    let before = try cacheFolders()
+    #expect(before.count == 1, "\(before)")
+    let subset = try runCLI(common + ["--set", "run_dir=\(root)/subset", "--set", "train.samples=16"])
+    #expect(subset.status == 0, "\(subset.stderr)")
+    #expect(subset.stderr.contains("training on the first 16 of 64 training samples"), "\(subset.stderr)")
+    // The prefix is the full set's first samples: the same teacher-feature cache, not a new one.
+    #expect(try cacheFolders() == before)
+    let tooMany = try runCLI(common + ["--set", "run_dir=\(root)/too-many", "--set", "train.samples=65"])
+    #expect(
+      tooMany.status != 0 && tooMany.stderr.contains("train.samples: 65 is more than the training split's 64 samples"),
+      "\(tooMany.stderr)")
+  }
+
   @Test func twoDataParallelProcessesTrainLikeOneProcessOnTheWholeBatch() throws {
     let (root, config) = try prepared("data-parallel")
     // CMAPKD with its gating selector (per-sample credits by finite differences through the
