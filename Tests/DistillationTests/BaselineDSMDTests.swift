@@ -48,4 +48,17 @@ struct BaselineDSMDTests {
     #expect(try firstColumn(restored) == firstColumn(queue))
     #expect(throws: MethodError.self) { try FeatureQueue(capacity: 8, width: 2).loadState(state, prefix: "queue.P5.image") }
   }
+
+  @Test("a queue given a device keeps its rows there, enqueued from the CPU or restored from a checkpoint",
+        .enabled(if: Torch.cudaAvailable))
+  func queueDevice() throws {
+    let cuda = Device.cuda(0)
+    let queue = FeatureQueue(capacity: 4, width: 2, device: cuda)
+    try queue.enqueue(rows([1, 2, 3]))
+    #expect(try queue.entries()!.device == cuda)
+    let restored = FeatureQueue(capacity: 4, width: 2, device: cuda)
+    try restored.loadState(queue.stateTensors(prefix: "q").mapValues { try $0.to(.cpu) }, prefix: "q")
+    #expect(try restored.entries()!.device == cuda)
+    #expect(try firstColumn(restored) == [1, 2, 3])
+  }
 }

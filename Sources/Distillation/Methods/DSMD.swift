@@ -154,9 +154,12 @@ public final class DSMDMethod: DistillationMethod {
     let width = context.teacher.config.projectionDim
     projection = context.student.projectionDim == width ? nil : try DSMDProjection(from: context.student.projectionDim, to: width)
     weighting = try DSMDLossWeighting(form: config.balancer, scale: config.balancerScale, temperature: config.balancerTemperature)
-    // The official queues start as random unit vectors, not empty (drawn from the run's seed).
-    imageQueue = FeatureQueue(capacity: config.queueSize, width: width)
-    textQueue = FeatureQueue(capacity: config.queueSize, width: width)
+    // The official queues start as random unit vectors, not empty (drawn from the run's seed,
+    // on the CPU, so every device starts from the same rows). They live on the teacher's
+    // device, where the embeddings they are compared with are.
+    let device = context.teacher.logitScale.device
+    imageQueue = FeatureQueue(capacity: config.queueSize, width: width, device: device)
+    textQueue = FeatureQueue(capacity: config.queueSize, width: width, device: device)
     try imageQueue.enqueue(Functional.normalize(Tensor.randn([config.queueSize, width])))
     try textQueue.enqueue(Functional.normalize(Tensor.randn([config.queueSize, width])))
   }

@@ -4,10 +4,13 @@ import Torch
 /// contrastive term (MoCo-style): negatives from earlier batches at no extra teacher cost.
 ///
 /// Rows are written at `pointer` and wrap around; once full, each new row replaces the oldest.
-/// The storage is allocated on the first `enqueue` (on that batch's device and dtype).
+/// The storage is allocated on the first `enqueue`, in that batch's dtype, on `device` (the
+/// batch's device when nil): a queue on the model's device costs no host copy per step.
 public final class FeatureQueue {
   public let capacity: Int
   public let width: Int
+  /// Where the rows live; nil: wherever the first enqueued rows were.
+  public let device: Device?
   /// [capacity, width] once anything was enqueued.
   public private(set) var storage: Tensor?
   /// Where the next row is written.
@@ -15,9 +18,10 @@ public final class FeatureQueue {
   /// How many rows hold data (≤ capacity).
   public private(set) var count = 0
 
-  public init(capacity: Int, width: Int) {
+  public init(capacity: Int, width: Int, device: Device? = nil) {
     self.capacity = capacity
     self.width = width
+    self.device = device
   }
 
   /// The rows holding data, in storage order [count, width] (order does not matter to a loss);
@@ -43,7 +47,7 @@ public final class FeatureQueue {
     }
     guard capacity > 0 else { return }
     try Torch.noGrad {
-      let storage = try self.storage ?? Tensor.zeros([capacity, width], dtype: rows.dtype, device: rows.device)
+      let storage = try self.storage ?? Tensor.zeros([capacity, width], dtype: rows.dtype, device: self.device ?? rows.device)
       self.storage = storage
       var x = try rows.detach()
       if x.size(0) > capacity { x = try x.narrow(dim: 0, start: x.size(0) - capacity, length: capacity) }
@@ -82,7 +86,8 @@ public final class FeatureQueue {
     guard (0..<capacity).contains(pointer), (0...capacity).contains(count) else {
       throw MethodError("dsmd queue '\(prefix)': pointer \(pointer) / count \(count) out of range for capacity \(capacity)")
     }
-    storage = try saved.clone()
+    // Checkpoints load on the CPU: the rows go back where this queue keeps them.
+    storage = try saved.to(device ?? saved.device).clone()
     (self.pointer, self.count) = (pointer, count)
   }
 }
