@@ -1,4 +1,5 @@
 // Errors, runtime, creation, properties, autograd and optimizer kernels.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -10,6 +11,7 @@
 #include <dlfcn.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -119,6 +121,20 @@ int ct_autocast_set(int device_type, bool enabled, int dtype) {
 bool ct_autocast_enabled(int device_type) {
   return at::autocast::is_autocast_enabled(device_type == 1 ? at::kCUDA : at::kCPU);
 }
+
+// torch.use_deterministic_algorithms(enabled) plus cuDNN's deterministic mode without its
+// autotuner. cuBLAS is deterministic only with a fixed workspace, chosen by an environment
+// variable read when its handle is made: set here (unless the user set it) before any CUDA work.
+int ct_set_deterministic(bool enabled) {
+  CT_STATUS({
+    if (enabled) setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+    auto &context = at::globalContext();
+    context.setDeterministicAlgorithms(enabled, /*warn_only=*/false);
+    context.setDeterministicCuDNN(enabled);
+    if (enabled) context.setBenchmarkCuDNN(false);
+  });
+}
+bool ct_deterministic(void) { return at::globalContext().deterministicAlgorithms(); }
 
 int ct_try_load_cuda(void) {
   clear();

@@ -29,6 +29,10 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   /// `fp16` (with a dynamic loss scale). Weights, optimizer state, softmaxes and losses stay
   /// float32.
   public var precision = Precision.fp32
+  /// LibTorch's deterministic algorithms (`Torch.setDeterministic`): a GPU run repeats bit for
+  /// bit, somewhat slower; an op with no deterministic CUDA kernel stops the run, naming it.
+  /// CPU runs repeat exactly either way.
+  public var deterministic = false
   public var data = DataSection()
   public var teacher = ModelSection(preset: "scene-teacher")
   public var student = ModelSection(preset: "scene-student")
@@ -47,7 +51,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   public var eval = EvalSection()
 
   enum CodingKeys: String, CodingKey {
-    case name, seed, device, precision, data, teacher, student, method, schedule, optimizer, train, cache, eval
+    case name, seed, device, precision, deterministic, data, teacher, student, method, schedule, optimizer, train, cache, eval
     case extraTeachers = "extra_teachers"
     case outputDir = "output_dir", runDir = "run_dir", teacherTraining = "teacher_training", teacherOptimizer =
       "teacher_optimizer"
@@ -64,6 +68,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     runDir = try c.decodeIfPresent(String.self, forKey: .runDir)
     device = try c.decode(.device, default: d.device)
     precision = try c.decode(.precision, default: d.precision)
+    deterministic = try c.decode(.deterministic, default: d.deterministic)
     data = try c.decode(.data, default: d.data)
     teacher = try c.decode(.teacher, default: d.teacher)
     student = try c.decode(.student, default: d.student)

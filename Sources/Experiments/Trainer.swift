@@ -103,10 +103,13 @@ public final class Trainer {
     try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
     if isMain { try AtomicFile.write(try ConfigLoader.yaml(config), to: "\(directory)/config.yaml") }
     if budget.threads > 0 { Torch.numThreads = budget.threads }
+    // Before any CUDA work: cuBLAS reads its workspace setting when its handle is made.
+    try Torch.setDeterministic(config.deterministic)
 
     let device = try config.resolvedDevice(localRank: group?.localRank)
     say(
       "\(methodName): device \(device)\(config.device == "auto" ? " (auto)" : ""), precision \(config.precision.rawValue)"
+        + (config.deterministic ? ", deterministic algorithms" : "")
         + (group.map { ", \($0.worldSize) processes (Gloo), batch \(budget.batchSize) = \($0.worldSize) × \(budget.batchSize / $0.worldSize)" } ?? ""))
     let micro = budget.accumulationSteps
 

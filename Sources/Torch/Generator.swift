@@ -40,6 +40,17 @@ public enum Torch {
     try checkStatus("setDefaultGeneratorState", ct_generator_set_state(nil, state.handle))
   }
 
+  /// Whether LibTorch uses only deterministic algorithms (`torch.use_deterministic_algorithms`):
+  /// bit-identical GPU runs, at some speed; an op with no deterministic kernel then throws,
+  /// naming itself. Turning it on also makes cuDNN deterministic (no autotuning) and sets
+  /// `CUBLAS_WORKSPACE_CONFIG=:4096:8` unless the environment sets it, which must happen
+  /// before the first CUDA matmul. CPU kernels are deterministic either way.
+  public static func setDeterministic(_ enabled: Bool) throws {
+    try checkStatus("setDeterministic", ct_set_deterministic(enabled))
+  }
+
+  public static var deterministic: Bool { ct_deterministic() }
+
   /// Intra-op threads LibTorch uses on CPU.
   public static var numThreads: Int {
     get { Int(ct_get_num_threads()) }

@@ -404,8 +404,9 @@ import Torch
   @Test func studentsTrainOnAPrefixOfTheTrainingSplitWithTheFullSetsCache() throws {
     let (root, config) = try prepared("samples")
     let common = ["distill", "--config", config, "--method", "kd", "--set", "train.steps=2", "--set", "train.eval_every=0"]
-    let full = try runCLI(common + ["--set", "run_dir=\(root)/full"])
+    let full = try runCLI(common + ["--set", "run_dir=\(root)/full", "--set", "deterministic=true"])
     #expect(full.status == 0, "\(full.stderr)")
+    #expect(full.stderr.contains("precision fp32, deterministic algorithms"), "\(full.stderr)")
     func cacheFolders() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: "\(root)/cache").sorted() }
     let before = try cacheFolders()
     #expect(before.count == 1, "\(before)")

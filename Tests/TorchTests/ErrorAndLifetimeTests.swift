@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Torch
 
@@ -145,5 +146,18 @@ struct TensorBasicsTests {
     #expect(Torch.version.hasPrefix("2.11.0"))
     #expect(Torch.numThreads >= 1)
     if !Torch.cudaAvailable { #expect(Torch.cudaDeviceCount == 0) }
+  }
+
+  @Test("the deterministic-algorithms switch reaches LibTorch and sets cuBLAS's workspace")
+  func deterministicSwitch() throws {
+    defer { try? Torch.setDeterministic(false) }
+    #expect(!Torch.deterministic)
+    try Torch.setDeterministic(true)
+    #expect(Torch.deterministic)
+    #expect(getenv("CUBLAS_WORKSPACE_CONFIG") != nil)
+    let x = try Tensor.arange(0, 6, dtype: .float32).reshape([2, 3])
+    #expect(try x.matmul(x.transpose(0, 1)).contiguous().toArray(Float.self) == [5, 14, 14, 50])
+    try Torch.setDeterministic(false)
+    #expect(!Torch.deterministic)
   }
 }

@@ -39,6 +39,10 @@ int ct_manual_seed(uint64_t seed);
 // code; used only when enabling). Disabling clears autocast's cache of cast weights.
 int ct_autocast_set(int device_type, bool enabled, int dtype);
 bool ct_autocast_enabled(int device_type);
+// Deterministic algorithms (an op without a deterministic kernel then fails, naming itself),
+// cuDNN deterministic and not benchmarking; sets CUBLAS_WORKSPACE_CONFIG=:4096:8 unless set.
+int ct_set_deterministic(bool enabled);
+bool ct_deterministic(void);
 // Loads libtorch_cuda.so from LibTorch's lib folder so CUDA kernels register (once per process;
 // later calls give the first answer); returns 1 if loaded, 0 if not available (the loader's
 // reason is left in ct_last_error, for messages).
