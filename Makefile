@@ -5,7 +5,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 ## make demo: the whole comparison on the embedded benchmark — teacher, every method, report.
 ## make demo-quick: the same at smoke-test size (about 3 minutes).
-.PHONY: bench-gpu bundle compare demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-distill bench-data format clean
+.PHONY: bench-gpu bundle compare compare-lowdata demo demo-quick test build release bootstrap bootstrap-reference fixtures check-live bench bench-distill bench-data format clean
 
 ## make test: the whole suite in debug, then again optimised, where Swift may release a
 ## temporary before a C call that uses its handle (what the lifetime tests guard). CI runs this.
@@ -32,6 +32,12 @@ demo-quick: bootstrap
 compare: bootstrap
 	$(SWIFT) build -c release --product cmapkd
 	"$$($(SWIFT) build -c release --show-bin-path)/cmapkd" compare --config configs/demo.yaml --config configs/compare.yaml --seeds 0,1,2 $(COMPARE_ARGS)
+
+## make compare-lowdata: the same with every student on the first 2000 of the teacher's 20000
+## training scenes (configs/lowdata.yaml), DSMD added, then docs/results-lowdata.md.
+compare-lowdata: bootstrap
+	$(SWIFT) build -c release --product cmapkd
+	"$$($(SWIFT) build -c release --show-bin-path)/cmapkd" compare --config configs/demo.yaml --config configs/compare.yaml --config configs/lowdata.yaml --seeds 0,1,2 --part all --methods none,clipkd,tinyclip,dsmd,cmapkd --ablations full,no_affinity,mlp_adapters,fd_embedding,bridge_terms,no_adaptive_selection,no_visual_pyramid,no_language_hierarchy --root runs/lowdata --out docs/results-lowdata.md $(COMPARE_ARGS)
 
 build: bootstrap
 	$(SWIFT) build

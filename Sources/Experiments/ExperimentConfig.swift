@@ -31,7 +31,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
   public var precision = Precision.fp32
   /// LibTorch's deterministic algorithms (`Torch.setDeterministic`): a GPU run repeats bit for
   /// bit, somewhat slower; an op with no deterministic CUDA kernel stops the run, naming it.
-  /// CPU runs repeat exactly either way.
+  /// CPU runs on one machine repeat exactly either way.
   public var deterministic = false
   public var data = DataSection()
   public var teacher = ModelSection(preset: "scene-teacher")

@@ -44,7 +44,7 @@ public enum Torch {
   /// bit-identical GPU runs, at some speed; an op with no deterministic kernel then throws,
   /// naming itself. Turning it on also makes cuDNN deterministic (no autotuning) and sets
   /// `CUBLAS_WORKSPACE_CONFIG=:4096:8` unless the environment sets it, which must happen
-  /// before the first CUDA matmul. CPU kernels are deterministic either way.
+  /// before the first CUDA matmul. CPU kernels repeat exactly on one machine either way.
   public static func setDeterministic(_ enabled: Bool) throws {
     try checkStatus("setDeterministic", ct_set_deterministic(enabled))
   }
