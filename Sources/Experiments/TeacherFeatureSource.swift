@@ -24,9 +24,7 @@ final class TeacherFeatureSource {
     }
     // The key covers what the features depend on: teacher weights, pyramid, preprocessing,
     // the dataset's identity (sample ids are only unique within one dataset) and text length.
-    // A prefix of a dataset (`train.samples`) is that dataset: its rows are the full set's.
-    let dataset = (trainSet as? DatasetPrefix)?.base ?? trainSet
-    let datasetIdentity = (dataset as? ScenesDataset)?.fingerprint ?? dataset.name
+    let datasetIdentity = trainSet.cacheIdentity
     let description =
       "\(preprocessor.config.fingerprint)|\(datasetIdentity)|context \(teacher.config.textConfig.maxPositionEmbeddings)|variants \(config.data.augmentationVariants)"
     let storage: DType = config.cache.float16 ? .float16 : .float32

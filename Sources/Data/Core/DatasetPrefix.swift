@@ -15,6 +15,8 @@ public struct DatasetPrefix: ImageTextDataset {
   }
 
   public var name: String { "\(base.name), first \(count) of \(base.count)" }
+  /// The full set's: the prefix's rows are its rows, so they share its feature cache.
+  public var cacheIdentity: String { base.cacheIdentity }
   public func sampleId(at index: Int) -> String { base.sampleId(at: index) }
   public func captions(at index: Int) -> [String] { base.captions(at: index) }
   public func loadImage(at index: Int) throws -> RGBImage { try base.loadImage(at: index) }

@@ -17,11 +17,16 @@ public protocol ImageTextDataset: Sendable {
   /// changed, attributes swapped between objects, a relation flipped), chosen by `key`; nil
   /// when the dataset has none. Training with these as extra negatives is NegCLIP's recipe.
   func hardNegative(at index: Int, caption: Int, key: UInt64) -> String?
+  /// What feature caches key the dataset on (sample ids are unique only within one dataset):
+  /// its `name` unless the dataset knows a stabler identity.
+  var cacheIdentity: String { get }
 }
 
 extension ImageTextDataset {
   /// Datasets of real captions have no known-false captions.
   public func hardNegative(at index: Int, caption: Int, key: UInt64) -> String? { nil }
+
+  public var cacheIdentity: String { name }
 
   /// A 64-bit key of `sampleId(at:)`, for tensors and file names.
   public func sampleKey(at index: Int) -> UInt64 { StableHash.string(sampleId(at: index)) }

@@ -49,6 +49,8 @@ public struct ScenesDataset: ImageTextDataset {
   private var splitConfig: SceneSplitConfig { config[split] }
 
   public var name: String { "scenes (\(split.rawValue))" }
+  /// The generator's settings and seed, whatever the split is called.
+  public var cacheIdentity: String { fingerprint }
   public var count: Int { splitConfig.count }
 
   public func sampleId(at index: Int) -> String {
