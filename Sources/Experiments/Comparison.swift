@@ -145,6 +145,7 @@ public enum Comparison {
   static let addedSince: Set<String> = [
     "device: absent → auto", "precision: absent → fp32", "train.accumulation_steps: absent → 1",
     "teacher_training.accumulation_steps: absent → 1", "method.inherit: absent → false",
+    "deterministic: absent → false", "train.samples: absent → 0", "teacher_training.samples: absent → 0",
   ]
 
   /// The settings two YAML documents disagree on, as `key: was → now` (flattened by indentation).

@@ -49,6 +49,14 @@ struct ComparisonReuseTests {
     (same.name, same.runDir) = ("new-name", "\(dir)/elsewhere")
     try Comparison.requireSameSettings(same, savedIn: dir)
 
+    // A run saved before `deterministic` and `samples` existed trains as their defaults do.
+    let saved = try String(contentsOfFile: "\(dir)/config.yaml", encoding: .utf8)
+    let older = saved.split(separator: "\n", omittingEmptySubsequences: false)
+      .filter { !$0.hasPrefix("deterministic:") && !$0.hasPrefix("  samples:") }.joined(separator: "\n")
+    #expect(older != saved)
+    try older.write(toFile: "\(dir)/config.yaml", atomically: true, encoding: .utf8)
+    try Comparison.requireSameSettings(same, savedIn: dir)
+
     var other = config
     other.seed = config.seed + 1
     let error = #expect(throws: ConfigError.self) { try Comparison.requireSameSettings(other, savedIn: dir) }
